@@ -1,0 +1,38 @@
+// Package drivers defines what every field-protocol driver provides. Each
+// protocol lives in its own folder below (drivers/modbus, ...); the
+// scheduler owns timing and the pipeline owns what happens to samples.
+package drivers
+
+import (
+	"context"
+	"time"
+
+	"hazgate/internal/model"
+)
+
+// Driver reads every tag of one device.
+type Driver interface {
+	// Name is the device name from the config.
+	Name() string
+	// Tags lists the names of the tags this driver reads.
+	Tags() []string
+	// Poll reads every tag once and returns one sample per tag. A tag that
+	// could not be read carries Bad quality and a reason. The error is
+	// non-nil when the device as a whole failed (refused, timed out, closed
+	// the connection): the scheduler then backs off before polling again.
+	// Poll must return by the time ctx is done.
+	Poll(ctx context.Context) ([]model.Sample, error)
+	// Close releases the connection. Poll may be called again afterwards
+	// and reconnects.
+	Close() error
+}
+
+// BadSamples returns one Bad sample per tag, all with the same reason and
+// time: what a device that cannot be read reports.
+func BadSamples(device string, tags []string, reason string, at time.Time) []model.Sample {
+	out := make([]model.Sample, len(tags))
+	for i, t := range tags {
+		out[i] = model.Sample{Tag: t, Device: device, Quality: model.Bad, Reason: reason, Time: at}
+	}
+	return out
+}
