@@ -14,6 +14,9 @@ type Config struct {
 
 	// Path is the file the config was loaded from (not part of the YAML).
 	Path string `yaml:"-"`
+
+	// hash is the SHA-256 of the file's bytes as loaded, in hex (see Hash).
+	hash string
 }
 
 // Gateway identifies this gateway to the platform.
