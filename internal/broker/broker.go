@@ -4,6 +4,7 @@
 package broker
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
@@ -35,6 +36,10 @@ func Start(addr string, log *slog.Logger) (*Broker, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	// mochi logs every client that goes away (a normal event here: tests
+	// and the demo cut connections on purpose) at WARN; only its errors
+	// are worth a reader's attention.
+	log = slog.New(minLevel{Handler: log.Handler(), min: slog.LevelError})
 	srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: log})
 	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
 		return nil, fmt.Errorf("broker: allow-all hook: %w", err)
@@ -48,6 +53,24 @@ func Start(addr string, log *slog.Logger) (*Broker, error) {
 		return nil, fmt.Errorf("broker: serve: %w", err)
 	}
 	return &Broker{srv: srv, tcp: tcp}, nil
+}
+
+// minLevel drops records below min before they reach Handler.
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(a []slog.Attr) slog.Handler {
+	return minLevel{Handler: h.Handler.WithAttrs(a), min: h.min}
+}
+
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{Handler: h.Handler.WithGroup(name), min: h.min}
 }
 
 // Addr is the address the broker listens on, with the real port.

@@ -1,0 +1,184 @@
+// Command hazgate is the edge gateway for major hazard source monitoring:
+// it polls field devices, evaluates alarms locally, buffers every reading
+// on disk and forwards it over MQTT to the supervision platform.
+//
+//	hazgate demo                 simulated tank farm + embedded broker, no setup
+//	hazgate run -c FILE          run the gateway on a config file
+//	hazgate validate FILE...     check config files; exit 0 valid, 2 invalid
+//	hazgate version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"hazgate/internal/config"
+	"hazgate/internal/demo"
+	"hazgate/internal/gateway"
+	"hazgate/internal/version"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1 // the gateway stopped on an error
+	exitUsage   = 2 // bad arguments or an invalid config
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	switch args[0] {
+	case "run":
+		return cmdRun(ctx, args[1:], stderr)
+	case "validate":
+		return cmdValidate(args[1:], stdout, stderr)
+	case "demo":
+		return cmdDemo(ctx, args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintf(stdout, "hazgate %s\n", version.Version)
+		return exitOK
+	case "help", "-h", "--help":
+		usage(stdout)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "hazgate: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return exitUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `hazgate: edge gateway for major hazard source monitoring
+
+Usage:
+  hazgate demo [--mqtt-listen ADDR] [--for DURATION]   simulated plant + embedded broker
+  hazgate run -c FILE [--log-level LEVEL] [--log-format text|json]
+  hazgate validate FILE...                           exit 0 when valid, 2 when not
+  hazgate version
+`)
+}
+
+// logFlags are the logging options every long-running command takes.
+type logFlags struct {
+	level, format string
+}
+
+func (l *logFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&l.level, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&l.format, "log-format", "text", "text (terminal) or json (systemd, log collectors)")
+}
+
+func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(l.level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch l.format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format: %q is not text or json", l.format)
+}
+
+func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("c", "", "config file (YAML)")
+	var lf logFlags
+	lf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "hazgate run: -c FILE is required")
+		return exitUsage
+	}
+	log, err := lf.logger(stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "hazgate run: %v\n", err)
+		return exitUsage
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		fmt.Fprintf(stderr, "hazgate run: %s is not valid; nothing started\n", *path)
+		return exitUsage
+	}
+	g, err := gateway.New(cfg, gateway.Options{Logger: log})
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return exitFailure
+	}
+	if err := g.Run(ctx); err != nil {
+		log.Error("stopped on error", "err", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+func cmdValidate(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "hazgate validate: name at least one config file")
+		return exitUsage
+	}
+	code := exitOK
+	for _, path := range args {
+		cfg, err := config.Load(path)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			code = exitUsage
+			continue
+		}
+		tags := 0
+		for _, d := range cfg.Devices {
+			tags += len(d.Tags)
+		}
+		fmt.Fprintf(stdout, "%s: valid (%d devices, %d tags, config hash %s)\n", path, len(cfg.Devices), tags, cfg.Hash()[:12])
+	}
+	return code
+}
+
+func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("mqtt-listen", "127.0.0.1:1883", "address of the embedded MQTT broker")
+	plant := fs.String("plant-listen", "", "address of the simulated Modbus TCP plant (default: the one in configs/demo.yaml)")
+	dataDir := fs.String("data", "", "data directory (default: a temporary one, removed at the end)")
+	dur := fs.Duration("for", 0, "stop by itself after this long (e.g. 30s); 0 runs until Ctrl-C")
+	lf := logFlags{}
+	lf.register(fs)
+	fs.Lookup("log-level").DefValue = "warn"
+	lf.level = "warn"
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	log, err := lf.logger(stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "hazgate demo: %v\n", err)
+		return exitUsage
+	}
+	err = demo.Run(ctx, demo.Options{MQTTListen: *listen, PlantListen: *plant, For: *dur, DataDir: *dataDir, Out: stdout, Logger: log})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintf(stderr, "hazgate demo: %v\n", err)
+		return exitFailure
+	}
+	return exitOK
+}

@@ -1,0 +1,103 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// buildGateway compiles cmd/hazgate into dir, so the test kills a real
+// process and not a goroutine.
+func buildGateway(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "hazgate")
+	cmd := exec.Command("go", "build", "-o", bin, "hazgate/cmd/hazgate")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestKilledGateway kills the gateway with SIGKILL several times while it
+// acquires and publishes, restarting it on the same data directory each
+// time: the platform must still see every sequence number.
+func TestKilledGateway(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs it for about 20 s")
+	}
+	dir := t.TempDir()
+	bin := buildGateway(t, dir)
+	plant, b := plantAndBroker(t)
+	coll := newCollector()
+	coll.attach(t, b)
+	cfgPath := writeFile(t, dir, "gateway.yaml", demoConfigYAML(t, plant.Addr(), b.URL(), filepath.Join(dir, "data")))
+
+	var logs bytes.Buffer
+	start := func() *exec.Cmd {
+		cmd := exec.Command(bin, "run", "-c", cfgPath, "--log-level", "warn")
+		cmd.Stdout, cmd.Stderr = &logs, &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("start gateway: %v", err)
+		}
+		return cmd
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("gateway output:\n%s", logs.String())
+		}
+	}()
+
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	const kills = 4
+	for i := 0; i < kills; i++ {
+		cmd := start()
+		before := coll.max("data")
+		waitFor(t, 15*time.Second, fmt.Sprintf("data after start %d", i+1), func() bool { return coll.max("data") > before })
+		// Kill at a random moment while it polls, commits and publishes.
+		time.Sleep(time.Duration(rng.IntN(1500)) * time.Millisecond)
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatalf("kill: %v", err)
+		}
+		_ = cmd.Wait()
+		t.Logf("kill %d at data seq %d", i+1, coll.max("data"))
+	}
+
+	// A last run, stopped in order: everything buffered must now arrive.
+	cmd := start()
+	killedAt := coll.max("data")
+	waitFor(t, 20*time.Second, "data beyond the last kill", func() bool { return coll.max("data") > killedAt+50 })
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitErr := make(chan error, 1)
+	go func() { waitErr <- cmd.Wait() }()
+	select {
+	case err := <-waitErr:
+		if err != nil {
+			t.Errorf("orderly stop: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("gateway did not stop within 15 s of SIGTERM")
+	}
+
+	for _, stream := range []string{"data", "event"} {
+		if m := coll.missing(stream); len(m) > 0 {
+			t.Errorf("%s: %d sequence numbers never arrived: %s", stream, len(m), summarize(m))
+		}
+		t.Logf("%s: up to seq %d, %d duplicates", stream, coll.max(stream), coll.duplicates(stream))
+	}
+	if n := coll.kindCount("gateway_started"); n != kills+1 {
+		t.Errorf("gateway_started events: got %d, want %d (one per start)", n, kills+1)
+	}
+	if n := coll.kindCount("gateway_stopped"); n != 1 {
+		t.Errorf("gateway_stopped events: got %d, want 1 (the orderly stop)", n)
+	}
+}

@@ -1,0 +1,289 @@
+// Package gateway wires the stages together: one scheduler loop per
+// device feeds the pipeline, which runs the rules and appends samples and
+// events to the buffer; the uplink drains the buffer to the broker.
+//
+// Local work never waits on the network: the pipeline only waits for the
+// local disk, and the uplink reads what the pipeline has made durable.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"hazgate/buffer"
+	"hazgate/drivers"
+	"hazgate/drivers/modbus"
+	"hazgate/internal/config"
+	"hazgate/internal/model"
+	"hazgate/internal/scheduler"
+	"hazgate/internal/version"
+	"hazgate/rules"
+	"hazgate/uplink"
+)
+
+// BufferFile is the name of the buffer inside the data directory.
+const BufferFile = "buffer.db"
+
+// Options tune a gateway beyond its config.
+type Options struct {
+	Logger *slog.Logger // nil = discard
+	// DrainTimeout bounds how long an orderly stop waits for the uplink to
+	// publish the final events. Zero means 3 s.
+	DrainTimeout time.Duration
+}
+
+// Gateway is one running hazgate.
+type Gateway struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	opts     Options
+	buf      *buffer.Buffer
+	pipe     *pipeline
+	up       *uplink.Uplink
+	loops    []*scheduler.Loop
+	drivers  []drivers.Driver
+	movedTo  string // a corrupt buffer file moved aside at open
+	started  time.Time
+	closeBuf sync.Once
+}
+
+// New opens the buffer and builds every stage from cfg, which must have
+// been loaded by config.Load or config.Parse (validated, defaults applied).
+func New(cfg *config.Config, opts Options) (*Gateway, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if opts.DrainTimeout == 0 {
+		opts.DrainTimeout = 3 * time.Second
+	}
+	g := &Gateway{cfg: cfg, log: log, opts: opts}
+
+	if err := os.MkdirAll(cfg.Gateway.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("gateway: data directory: %w", err)
+	}
+	path := filepath.Join(cfg.Gateway.DataDir, BufferFile)
+	buf, movedTo, err := buffer.OpenOrRecover(path, buffer.Options{
+		MaxBytes: cfg.Buffer.MaxBytes.Int64(),
+		MaxAge:   cfg.Buffer.MaxAge.D(),
+		Logger:   log.With("stage", "buffer"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gateway: open buffer: %w", err)
+	}
+	g.buf, g.movedTo = buf, movedTo
+
+	for _, dev := range cfg.Devices {
+		drv, err := newDriver(dev, log.With("device", dev.Name))
+		if err != nil {
+			g.closeDrivers()
+			_ = buf.Close()
+			return nil, fmt.Errorf("gateway: device %s: %w", dev.Name, err)
+		}
+		g.drivers = append(g.drivers, drv)
+	}
+	g.pipe = newPipeline(rules.New(cfg), buf, log.With("stage", "pipeline"))
+	for i, dev := range cfg.Devices {
+		g.loops = append(g.loops, scheduler.New(g.drivers[i], dev, g.pipe, scheduler.Options{Logger: log.With("device", dev.Name)}))
+	}
+	up, err := uplink.New(uplink.Options{Config: cfg, Logger: log.With("stage", "uplink"), Health: g.health}, buf)
+	if err != nil {
+		g.closeDrivers()
+		_ = buf.Close()
+		return nil, fmt.Errorf("gateway: uplink: %w", err)
+	}
+	g.up = up
+	return g, nil
+}
+
+func newDriver(dev config.Device, log *slog.Logger) (drivers.Driver, error) {
+	switch dev.Protocol {
+	case config.ProtocolModbusTCP:
+		return modbus.NewTCP(dev, log)
+	}
+	return nil, fmt.Errorf("protocol %q is not supported", dev.Protocol)
+}
+
+func (g *Gateway) closeDrivers() {
+	for _, d := range g.drivers {
+		_ = d.Close()
+	}
+}
+
+// Run acquires, evaluates, buffers and forwards until ctx is done, then
+// stops in order: acquisition first, then the pipeline (everything
+// acquired is made durable), then the uplink after a short drain, and
+// closes the buffer. It returns nil on an orderly stop.
+func (g *Gateway) Run(ctx context.Context) error {
+	defer g.closeBuffer()
+	g.started = time.Now()
+
+	start := []model.Event{{
+		Kind: model.GatewayStarted, Time: time.Now().UTC(),
+		Message: fmt.Sprintf("gateway %s started, version %s, config %s", g.cfg.Gateway.ID, version.Version, shortHash(g.cfg.Hash())),
+	}}
+	if g.movedTo != "" {
+		start = append(start, model.Event{
+			Kind: model.Gap, Time: time.Now().UTC(), Reason: "buffer file corrupt",
+			Message: fmt.Sprintf("the buffer file was unreadable and was moved aside to %s; records in it were not sent", g.movedTo),
+		})
+	}
+	if err := g.buf.Append(ctx, start, nil); err != nil {
+		return fmt.Errorf("gateway: record start: %w", err)
+	}
+
+	upCtx, stopUplink := context.WithCancel(context.Background())
+	defer stopUplink()
+	upDone := make(chan error, 1)
+	go func() { upDone <- g.up.Run(upCtx) }()
+
+	pipeCtx, stopPipe := context.WithCancel(context.Background())
+	defer stopPipe()
+	pipeDone := make(chan error, 1)
+	go func() { pipeDone <- g.pipe.run(pipeCtx) }()
+
+	loopCtx, stopLoops := context.WithCancel(ctx)
+	defer stopLoops()
+	var loops sync.WaitGroup
+	for _, l := range g.loops {
+		loops.Add(1)
+		go func() {
+			defer loops.Done()
+			if err := l.Run(loopCtx); err != nil && !errors.Is(err, context.Canceled) {
+				g.log.Error("device loop stopped", "err", err)
+			}
+		}()
+	}
+	g.log.Info("gateway running", "gateway", g.cfg.Gateway.ID, "devices", len(g.loops), "data_dir", g.cfg.Gateway.DataDir)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-pipeDone:
+		// The pipeline only stops on its own when the buffer cannot be
+		// written: nothing acquired could be kept, so stop loudly.
+		runErr = fmt.Errorf("gateway: pipeline stopped: %w", err)
+		pipeDone <- err
+	case err := <-upDone:
+		runErr = fmt.Errorf("gateway: uplink stopped: %w", err)
+		upDone <- err
+	}
+
+	stopLoops()
+	loops.Wait()
+	stopPipe()
+	if err := <-pipeDone; err != nil && !errors.Is(err, context.Canceled) && runErr == nil {
+		runErr = fmt.Errorf("gateway: pipeline: %w", err)
+	}
+	stop := model.Event{Kind: model.GatewayStopped, Time: time.Now().UTC(), Message: fmt.Sprintf("gateway %s stopping", g.cfg.Gateway.ID)}
+	appendCtx, cancelAppend := context.WithTimeout(context.Background(), 5*time.Second)
+	if err := g.buf.Append(appendCtx, []model.Event{stop}, nil); err != nil {
+		g.log.Error("record stop event", "err", err)
+	}
+	cancelAppend()
+	g.drainEvents()
+	stopUplink()
+	if err := <-upDone; err != nil && !errors.Is(err, context.Canceled) && runErr == nil {
+		runErr = fmt.Errorf("gateway: uplink: %w", err)
+	}
+	g.log.Info("gateway stopped", "gateway", g.cfg.Gateway.ID)
+	return runErr
+}
+
+// drainEvents gives the uplink a short time to deliver the events still
+// buffered (the stop event above all), so the platform learns of an
+// orderly stop at once rather than at the next start.
+func (g *Gateway) drainEvents() {
+	deadline := time.Now().Add(g.opts.DrainTimeout)
+	for time.Now().Before(deadline) {
+		if !g.up.Connected() || g.buf.Stats().Event.Records == 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (g *Gateway) closeBuffer() {
+	g.closeBuf.Do(func() {
+		if err := g.buf.Close(); err != nil {
+			g.log.Error("close buffer", "err", err)
+		}
+	})
+}
+
+// Status is a snapshot of the gateway for the demo and the status message.
+type Status struct {
+	Uptime    time.Duration
+	Connected bool
+	Buffer    buffer.Stats
+	Active    []rules.ActiveAlarm
+	Devices   []DeviceStatus
+}
+
+// DeviceStatus is one device loop's state.
+type DeviceStatus struct {
+	Name  string
+	Stats scheduler.LoopStats
+}
+
+// Status returns a snapshot; safe to call from any goroutine.
+func (g *Gateway) Status() Status {
+	s := Status{
+		Connected: g.up.Connected(),
+		Buffer:    g.buf.Stats(),
+		Active:    g.pipe.active(),
+	}
+	if !g.started.IsZero() {
+		s.Uptime = time.Since(g.started)
+	}
+	for i, l := range g.loops {
+		s.Devices = append(s.Devices, DeviceStatus{Name: g.cfg.Devices[i].Name, Stats: l.Stats()})
+	}
+	return s
+}
+
+// health is what the uplink adds to each status message.
+func (g *Gateway) health() any {
+	st := g.buf.Stats()
+	devices := make(map[string]any, len(g.loops))
+	for i, l := range g.loops {
+		ls := l.Stats()
+		devices[g.cfg.Devices[i].Name] = map[string]any{
+			"state":     ls.State,
+			"polls":     ls.Polls,
+			"failures":  ls.Failures,
+			"overruns":  ls.Overruns,
+			"last_good": formatTime(ls.LastGoodPoll),
+		}
+	}
+	return map[string]any{
+		"buffer": map[string]any{
+			"event_records": st.Event.Records,
+			"data_records":  st.Data.Records,
+			"bytes":         st.Bytes,
+			"dropped":       st.Dropped,
+		},
+		"devices":       devices,
+		"active_alarms": len(g.pipe.active()),
+	}
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+}
+
+func shortHash(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	return h
+}
