@@ -36,3 +36,13 @@ func BadSamples(device string, tags []string, reason string, at time.Time) []mod
 	}
 	return out
 }
+
+// Writer is a driver that can write field outputs (coils, registers, OPC UA
+// nodes, GPIO lines). Only tags the config marks writable may be written;
+// a driver refuses any other tag with an error, whatever the caller asked.
+type Writer interface {
+	// Write sets tag to value (engineering units; 0/1 for digital tags),
+	// then reads it back and returns an error if the device does not hold
+	// the written value.
+	Write(ctx context.Context, tag string, value float64) error
+}

@@ -44,12 +44,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	switch args[0] {
-	case "run":
-		return cmdRun(ctx, args[1:], stderr)
-	case "validate":
-		return cmdValidate(args[1:], stdout, stderr)
-	case "demo":
-		return cmdDemo(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "hazgate %s\n", version.Version)
 		return exitOK
@@ -57,9 +51,28 @@ func run(args []string, stdout, stderr io.Writer) int {
 		usage(stdout)
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "hazgate: unknown command %q\n\n", args[0])
-	usage(stderr)
-	return exitUsage
+	cmd, ok := commands()[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "hazgate: unknown command %q\n\n", args[0])
+		usage(stderr)
+		return exitUsage
+	}
+	return cmd(ctx, args[1:], stdout, stderr)
+}
+
+// command runs one subcommand and returns the process exit code.
+type command func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+
+// commands lists the subcommands. A tool for integrators lives in its own
+// file (cmd_*.go) and adds one line here.
+func commands() map[string]command {
+	return map[string]command{
+		"run": func(ctx context.Context, args []string, _, stderr io.Writer) int { return cmdRun(ctx, args, stderr) },
+		"validate": func(_ context.Context, args []string, stdout, stderr io.Writer) int {
+			return cmdValidate(args, stdout, stderr)
+		},
+		"demo": cmdDemo,
+	}
 }
 
 func usage(w io.Writer) {

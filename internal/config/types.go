@@ -117,6 +117,10 @@ type Tag struct {
 	HazardSource string `yaml:"hazard_source"` // 重大危险源编码
 	Indicator    string `yaml:"indicator"`     // 指标编码
 
+	// Writable allows the gateway to write this tag (interlock actions,
+	// remote commands). Writes to any other tag are refused.
+	Writable bool `yaml:"writable"`
+
 	Area    string `yaml:"area"`    // required: coil|discrete|holding|input
 	Address *int   `yaml:"address"` // required, 0-based protocol address 0..65535
 	Type    string `yaml:"type"`    // default uint16 for registers, bool for coils/discrete
