@@ -34,6 +34,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -182,6 +183,11 @@ func (l *Loop) Run(ctx context.Context) (err error) {
 		failures  int       // consecutive failed polls
 		retryAt   time.Time // while failing: no poll before this tick time
 		lastError string    // of the last failed poll
+		// lastReason is the short reason the failed poll gave its tags
+		// ("timeout", "connection refused"): what the platform reads in
+		// the bad samples of the back-off ticks. The whole error, with
+		// addresses, stays in the log and LoopStats.LastError.
+		lastReason string
 	)
 	tickTime := func(i int64) time.Time { return start.Add(time.Duration(i) * l.interval) }
 
@@ -193,7 +199,7 @@ func (l *Loop) Run(ctx context.Context) (err error) {
 
 		if failures > 0 && due.Before(retryAt) {
 			// Backing off: no poll, but the record shows why there is no value.
-			l.submitBad(ctx, due, lastError)
+			l.submitBad(ctx, due, lastReason)
 			l.update(func(s *LoopStats) { s.BackoffTicks++; s.State = StateBackoff })
 			k++
 			continue
@@ -225,6 +231,7 @@ func (l *Loop) Run(ctx context.Context) (err error) {
 			lastError = perr.Error()
 			backoff := l.backoff(failures)
 			retryAt = due.Add(backoff)
+			lastReason = badReason(samples, strings.TrimPrefix(failReason(perr), model.ReasonDeviceDown+": "))
 			if len(samples) == 0 {
 				samples = drivers.BadSamples(l.dev.Name, l.drv.Tags(), failReason(perr), pollStart)
 			}
@@ -273,7 +280,7 @@ func (l *Loop) Run(ctx context.Context) (err error) {
 				// back-off ticks do, but never more than a few at once.
 				from := max(k, last-maxCatchUp+1)
 				for i := from; i <= last; i++ {
-					l.submitBad(ctx, tickTime(i), lastError)
+					l.submitBad(ctx, tickTime(i), lastReason)
 				}
 			}
 			l.update(func(s *LoopStats) { s.Overruns += uint64(missed) })
@@ -350,8 +357,8 @@ func failReason(err error) string {
 	return model.ReasonDeviceDown + ": " + err.Error()
 }
 
-func (l *Loop) submitBad(ctx context.Context, at time.Time, lastError string) {
-	l.submit(ctx, drivers.BadSamples(l.dev.Name, l.drv.Tags(), model.ReasonDeviceDown+": "+lastError, at))
+func (l *Loop) submitBad(ctx context.Context, at time.Time, reason string) {
+	l.submit(ctx, drivers.BadSamples(l.dev.Name, l.drv.Tags(), model.ReasonDeviceDown+": "+reason, at))
 }
 
 func (l *Loop) submit(ctx context.Context, samples []model.Sample) {
@@ -370,4 +377,14 @@ func (l *Loop) submit(ctx context.Context, samples []model.Sample) {
 		l.sinkFailing = false
 		l.log.Info("pipeline accepts samples again")
 	}
+}
+
+// badReason returns the reason of the first bad sample, or fallback.
+func badReason(samples []model.Sample, fallback string) string {
+	for _, s := range samples {
+		if s.Quality != model.Good && s.Reason != "" {
+			return s.Reason
+		}
+	}
+	return fallback
 }

@@ -483,7 +483,9 @@ func TestDownDeviceTicksAreBackfilled(t *testing.T) {
 	polled := map[int]bool{0: true, 2: true, 4: true, 8: true}
 	for i, b := range batches {
 		s := b[0]
-		wantReason := model.ReasonDeviceDown + ": read holding registers: " + context.DeadlineExceeded.Error()
+		// Back-off ticks repeat the failed poll's short reason, not the
+		// whole error text.
+		wantReason := model.ReasonDeviceDown + ": " + model.ReasonTimeout
 		if polled[i] {
 			wantReason = model.ReasonTimeout
 		}
