@@ -186,88 +186,90 @@ func modbusDevice(name, addr string, interval, timeout time.Duration, tags ...st
 // answers must not disturb the schedule of another device, and its tags must
 // be reported bad rather than going silent.
 func TestIsolationRealSockets(t *testing.T) {
-	// Long enough that a loaded 2-core test machine's scheduling hiccups
-	// stay well inside 10%; the silent device's timeout is most of an
-	// interval, so a loop that waited for it would visibly fall behind.
-	const interval = 200 * time.Millisecond
-	const timeout = 150 * time.Millisecond
-	tank := &tankServer{}
-	tankAddr := startTankServer(t, tank)
-	silent := startSilentDevice(t)
+	retryTiming(t, func(timing *attempt) {
+		// Long enough that a loaded 2-core test machine's scheduling hiccups
+		// stay well inside 10%; the silent device's timeout is most of an
+		// interval, so a loop that waited for it would visibly fall behind.
+		const interval = 200 * time.Millisecond
+		const timeout = 150 * time.Millisecond
+		tank := &tankServer{}
+		tankAddr := startTankServer(t, tank)
+		silent := startSilentDevice(t)
 
-	tankDev := modbusDevice("TANK", tankAddr, interval, timeout, "LT-101", "LT-102")
-	gasDev := modbusDevice("GAS", silent.ln.Addr().String(), interval, timeout, "GT-201", "GT-202")
-	tankDrv, err := modbus.NewTCP(tankDev, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gasDrv, err := modbus.NewTCP(gasDev, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink := &sharedSink{byDevice: map[string][]model.Sample{}}
-	tankLoop := New(tankDrv, tankDev, sink, Options{})
-	gasLoop := New(gasDrv, gasDev, sink, Options{})
-	runFor(t, 3*time.Second, tankLoop, gasLoop)
+		tankDev := modbusDevice("TANK", tankAddr, interval, timeout, "LT-101", "LT-102")
+		gasDev := modbusDevice("GAS", silent.ln.Addr().String(), interval, timeout, "GT-201", "GT-202")
+		tankDrv, err := modbus.NewTCP(tankDev, nil)
+		if err != nil {
+			timing.Fatal(err)
+		}
+		gasDrv, err := modbus.NewTCP(gasDev, nil)
+		if err != nil {
+			timing.Fatal(err)
+		}
+		sink := &sharedSink{byDevice: map[string][]model.Sample{}}
+		tankLoop := New(tankDrv, tankDev, sink, Options{})
+		gasLoop := New(gasDrv, gasDev, sink, Options{})
+		runFor(t, 3*time.Second, tankLoop, gasLoop)
 
-	// The good device, as it saw it: 15 requests, each on its tick.
-	reqs := tank.times()
-	if n := len(reqs); n < 14 || n > 16 {
-		t.Fatalf("tank device got %d requests in 3s at %v, want 15±10%%; loop stats %+v", n, interval, tankLoop.Stats())
-	}
-	offs := scheduleOffsets(reqs, interval)
-	for k, off := range offs {
-		if off > interval/10 {
-			t.Errorf("tank request %d arrived %v late on its tick (more than 10%% of %v)", k, off, interval)
+		// The good device, as it saw it: 15 requests, each on its tick.
+		reqs := tank.times()
+		if n := len(reqs); n < 14 || n > 16 {
+			timing.Fatalf("tank device got %d requests in 3s at %v, want 15±10%%; loop stats %+v", n, interval, tankLoop.Stats())
 		}
-	}
-	t.Logf("tank: %d requests, offsets from the schedule %v", len(reqs), offs)
-	for _, s := range sink.of("TANK") {
-		if s.Quality != model.Good {
-			t.Fatalf("tank sample %+v, want good", s)
+		offs := scheduleOffsets(reqs, interval)
+		for k, off := range offs {
+			if off > interval/10 {
+				timing.Errorf("tank request %d arrived %v late on its tick (more than 10%% of %v)", k, off, interval)
+			}
 		}
-		if (s.Tag == "LT-101" && s.Value != 1234) || (s.Tag == "LT-102" && s.Value != 1235) {
-			t.Fatalf("tank sample %+v has the wrong value", s)
+		timing.Logf("tank: %d requests, offsets from the schedule %v", len(reqs), offs)
+		for _, s := range sink.of("TANK") {
+			if s.Quality != model.Good {
+				timing.Fatalf("tank sample %+v, want good", s)
+			}
+			if (s.Tag == "LT-101" && s.Value != 1234) || (s.Tag == "LT-102" && s.Value != 1235) {
+				timing.Fatalf("tank sample %+v has the wrong value", s)
+			}
 		}
-	}
-	if st := tankLoop.Stats(); st.TotalFailures != 0 || st.Overruns != 0 {
-		t.Errorf("tank loop stats %+v", st)
-	}
+		if st := tankLoop.Stats(); st.TotalFailures != 0 || st.Overruns != 0 {
+			timing.Errorf("tank loop stats %+v", st)
+		}
 
-	// The silent device got real requests: read holding registers 0, 2.
-	frames := silent.firstFrames()
-	if len(frames) == 0 {
-		t.Fatal("the silent device never received a request")
-	}
-	wantPDU := []byte{0x00, 0x00, 0x00, 0x06, 0x01, 0x03, 0x00, 0x00, 0x00, 0x02} // protocol 0, length 6, unit 1, fc 3, addr 0, qty 2
-	if f := frames[0]; string(f[2:]) != string(wantPDU) {
-		t.Errorf("request to the silent device % x, want ?? ?? % x", f, wantPDU)
-	}
+		// The silent device got real requests: read holding registers 0, 2.
+		frames := silent.firstFrames()
+		if len(frames) == 0 {
+			timing.Fatal("the silent device never received a request")
+		}
+		wantPDU := []byte{0x00, 0x00, 0x00, 0x06, 0x01, 0x03, 0x00, 0x00, 0x00, 0x02} // protocol 0, length 6, unit 1, fc 3, addr 0, qty 2
+		if f := frames[0]; string(f[2:]) != string(wantPDU) {
+			timing.Errorf("request to the silent device % x, want ?? ?? % x", f, wantPDU)
+		}
 
-	// Its tags are bad all along, with a reason, roughly once per tick.
-	gas := sink.of("GAS")
-	if len(gas) < 2*12 {
-		t.Errorf("silent device has %d samples in 3s, want about 2 per tick", len(gas))
-	}
-	reasons := map[string]int{}
-	for _, s := range gas {
-		if s.Quality != model.Bad {
-			t.Fatalf("silent device sample %+v, want bad", s)
+		// Its tags are bad all along, with a reason, roughly once per tick.
+		gas := sink.of("GAS")
+		if len(gas) < 2*12 {
+			timing.Errorf("silent device has %d samples in 3s, want about 2 per tick", len(gas))
 		}
-		switch {
-		case s.Reason == model.ReasonTimeout:
-			reasons["timeout"]++
-		case strings.HasPrefix(s.Reason, model.ReasonDeviceDown+": "):
-			reasons["device down"]++
-		default:
-			t.Fatalf("silent device sample reason %q, want timeout or device down", s.Reason)
+		reasons := map[string]int{}
+		for _, s := range gas {
+			if s.Quality != model.Bad {
+				timing.Fatalf("silent device sample %+v, want bad", s)
+			}
+			switch {
+			case s.Reason == model.ReasonTimeout:
+				reasons["timeout"]++
+			case strings.HasPrefix(s.Reason, model.ReasonDeviceDown+": "):
+				reasons["device down"]++
+			default:
+				timing.Fatalf("silent device sample reason %q, want timeout or device down", s.Reason)
+			}
 		}
-	}
-	if reasons["timeout"] == 0 || reasons["device down"] == 0 {
-		t.Errorf("reasons seen %v: want both the polls' timeouts and back-off's device down", reasons)
-	}
-	st := gasLoop.Stats()
-	if st.TotalFailures < 3 || !st.LastGoodPoll.IsZero() || st.BackoffTicks == 0 {
-		t.Errorf("silent device loop stats %+v", st)
-	}
+		if reasons["timeout"] == 0 || reasons["device down"] == 0 {
+			timing.Errorf("reasons seen %v: want both the polls' timeouts and back-off's device down", reasons)
+		}
+		st := gasLoop.Stats()
+		if st.TotalFailures < 3 || !st.LastGoodPoll.IsZero() || st.BackoffTicks == 0 {
+			timing.Errorf("silent device loop stats %+v", st)
+		}
+	})
 }

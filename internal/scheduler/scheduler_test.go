@@ -184,85 +184,89 @@ func scheduleOffsets(times []time.Time, interval time.Duration) []time.Duration 
 }
 
 func TestNoDrift(t *testing.T) {
-	const interval = 20 * time.Millisecond
-	// Each poll costs 4..8 ms: a loop that sleeps an interval after the
-	// work would fall behind by ~300 ms over a second. The per-poll bound
-	// (10 ms) leaves room for a loaded 2-core test machine; drift adds up
-	// and breaks it within three polls.
-	drv := &fakeDriver{name: "D1", tags: []string{"LT-101"}, behave: func(ctx context.Context, n int) error {
-		time.Sleep(time.Duration(4+n%5) * time.Millisecond)
-		return nil
-	}}
-	sink := &recordingSink{}
-	l := New(drv, device("D1", interval, time.Second), sink, Options{})
-	runFor(t, time.Second, l)
+	retryTiming(t, func(timing *attempt) {
+		const interval = 20 * time.Millisecond
+		// Each poll costs 4..8 ms: a loop that sleeps an interval after the
+		// work would fall behind by ~300 ms over a second. The per-poll bound
+		// (10 ms) leaves room for a loaded 2-core test machine; drift adds up
+		// and breaks it within three polls.
+		drv := &fakeDriver{name: "D1", tags: []string{"LT-101"}, behave: func(ctx context.Context, n int) error {
+			time.Sleep(time.Duration(4+n%5) * time.Millisecond)
+			return nil
+		}}
+		sink := &recordingSink{}
+		l := New(drv, device("D1", interval, time.Second), sink, Options{})
+		runFor(t, time.Second, l)
 
-	starts := drv.pollStarts()
-	if n := len(starts); n < 48 || n > 52 {
-		t.Fatalf("%d polls in 1s at %v, want 50±2", n, interval)
-	}
-	offs := scheduleOffsets(starts, interval)
-	for k, off := range offs {
-		if off > 10*time.Millisecond {
-			t.Errorf("poll %d started %v late on the schedule start+k*interval", k, off)
+		starts := drv.pollStarts()
+		if n := len(starts); n < 48 || n > 52 {
+			timing.Fatalf("%d polls in 1s at %v, want 50±2", n, interval)
 		}
-	}
-	t.Logf("%d polls, offsets from the schedule %v", len(starts), offs)
-	st := l.Stats()
-	if st.Polls != uint64(len(starts)) || st.Overruns != 0 || st.State != StateStopped || st.LastGoodPoll.IsZero() {
-		t.Errorf("stats = %+v", st)
-	}
-	// The last poll may have been cut off by the end of the run.
-	if got := len(sink.all()); got != len(starts) && got != len(starts)-1 {
-		t.Errorf("sink got %d batches for %d polls", got, len(starts))
-	}
+		offs := scheduleOffsets(starts, interval)
+		for k, off := range offs {
+			if off > 10*time.Millisecond {
+				timing.Errorf("poll %d started %v late on the schedule start+k*interval", k, off)
+			}
+		}
+		timing.Logf("%d polls, offsets from the schedule %v", len(starts), offs)
+		st := l.Stats()
+		if st.Polls != uint64(len(starts)) || st.Overruns != 0 || st.State != StateStopped || st.LastGoodPoll.IsZero() {
+			timing.Errorf("stats = %+v", st)
+		}
+		// The last poll may have been cut off by the end of the run.
+		if got := len(sink.all()); got != len(starts) && got != len(starts)-1 {
+			timing.Errorf("sink got %d batches for %d polls", got, len(starts))
+		}
+	})
 }
 
 func TestHangingDeviceDoesNotDelayAnother(t *testing.T) {
-	const interval = 100 * time.Millisecond
-	dead := &fakeDriver{name: "DEAD", tags: []string{"PT-201", "PT-202"}, behave: blockUntilDone}
-	healthy := &fakeDriver{name: "OK", tags: []string{"LT-101"}}
-	deadSink, okSink := &recordingSink{}, &recordingSink{}
-	deadLoop := New(dead, device("DEAD", interval, 200*time.Millisecond), deadSink, Options{})
-	okLoop := New(healthy, device("OK", interval, time.Second), okSink, Options{})
-	runFor(t, 2*time.Second, deadLoop, okLoop)
+	retryTiming(t, func(timing *attempt) {
+		const interval = 100 * time.Millisecond
+		dead := &fakeDriver{name: "DEAD", tags: []string{"PT-201", "PT-202"}, behave: blockUntilDone}
+		healthy := &fakeDriver{name: "OK", tags: []string{"LT-101"}}
+		deadSink, okSink := &recordingSink{}, &recordingSink{}
+		deadLoop := New(dead, device("DEAD", interval, 200*time.Millisecond), deadSink, Options{})
+		okLoop := New(healthy, device("OK", interval, time.Second), okSink, Options{})
+		runFor(t, 2*time.Second, deadLoop, okLoop)
 
-	starts := healthy.pollStarts()
-	if n := len(starts); n < 18 || n > 22 {
-		t.Fatalf("healthy device polled %d times in 2s, want 20±10%%", n)
-	}
-	for k, off := range scheduleOffsets(starts, interval) {
-		if off > interval/10 {
-			t.Errorf("healthy poll %d is %v late on its schedule (more than 10%% of the interval)", k, off)
+		starts := healthy.pollStarts()
+		if n := len(starts); n < 18 || n > 22 {
+			timing.Fatalf("healthy device polled %d times in 2s, want 20±10%%", n)
 		}
-	}
-
-	// Every hanging poll was cut off by its deadline: one interval at most.
-	dead.mu.Lock()
-	if len(dead.starts) < 3 {
-		t.Errorf("dead device polled only %d times in 2s: it should be retried", len(dead.starts))
-	}
-	for i := range dead.ends {
-		if d := dead.ends[i].Sub(dead.starts[i]); d > interval+interval/5 {
-			t.Errorf("hanging poll %d lasted %v, more than one interval", i, d)
-		}
-	}
-	dead.mu.Unlock()
-
-	batches := deadSink.all()
-	if len(batches) < 15 {
-		t.Errorf("dead device submitted %d batches in 2s, want about one per tick", len(batches))
-	}
-	for _, b := range batches {
-		for _, s := range b {
-			if s.Quality != model.Bad || !(s.Reason == model.ReasonTimeout || strings.HasPrefix(s.Reason, model.ReasonDeviceDown+": ")) {
-				t.Fatalf("dead device sample %+v, want bad with reason timeout or device down", s)
+		for k, off := range scheduleOffsets(starts, interval) {
+			if off > interval/10 {
+				timing.Errorf("healthy poll %d is %v late on its schedule (more than 10%% of the interval)", k, off)
 			}
 		}
-	}
-	if st := deadLoop.Stats(); st.TotalFailures < 3 || !st.LastGoodPoll.IsZero() {
-		t.Errorf("dead loop stats %+v", st)
-	}
+
+		// Every hanging poll was cut off by its deadline: one interval at most.
+		dead.mu.Lock()
+		if len(dead.starts) < 3 {
+			timing.Errorf("dead device polled only %d times in 2s: it should be retried", len(dead.starts))
+		}
+		for i := range dead.ends {
+			if d := dead.ends[i].Sub(dead.starts[i]); d > interval+interval/5 {
+				timing.Errorf("hanging poll %d lasted %v, more than one interval", i, d)
+			}
+		}
+		dead.mu.Unlock()
+
+		batches := deadSink.all()
+		if len(batches) < 15 {
+			timing.Errorf("dead device submitted %d batches in 2s, want about one per tick", len(batches))
+		}
+		for _, b := range batches {
+			for _, s := range b {
+				if s.Quality != model.Bad || !(s.Reason == model.ReasonTimeout || strings.HasPrefix(s.Reason, model.ReasonDeviceDown+": ")) {
+					timing.Fatalf("dead device sample %+v, want bad with reason timeout or device down", s)
+				}
+			}
+		}
+		if st := deadLoop.Stats(); st.TotalFailures < 3 || !st.LastGoodPoll.IsZero() {
+			timing.Errorf("dead loop stats %+v", st)
+		}
+	})
 }
 
 // fakeClock drives a loop's schedule without real waiting: the loop's wait
