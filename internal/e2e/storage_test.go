@@ -1,0 +1,149 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"hazgate/buffer"
+	"hazgate/internal/broker"
+	"hazgate/internal/gateway"
+	"hazgate/internal/model"
+)
+
+// TestCorruptBufferFile: a buffer file ruined by a power cut or a failing
+// flash card must not stop the gateway or make it crash-loop. It moves the
+// file aside (kept for forensics), starts on a fresh one, and tells the
+// platform in an event that the records in the old file were not sent.
+func TestCorruptBufferFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the gateway three times")
+	}
+	ruin := map[string]func(t *testing.T, path string){
+		"truncated": func(t *testing.T, path string) {
+			// A file cut short by a power cut during its growth: the
+			// header pages survive, the records' pages do not. (The file
+			// grows in large sparse steps, so cutting a fraction of its
+			// size may cut nothing that is in use.)
+			writeRealBuffer(t, path)
+			if err := os.Truncate(path, 3*4096+100); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"zero-filled": func(t *testing.T, path string) {
+			if err := os.WriteFile(path, make([]byte, 64<<10), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"random garbage": func(t *testing.T, path string) {
+			junk := make([]byte, 64<<10)
+			rng := rand.New(rand.NewPCG(1, 2))
+			for i := range junk {
+				junk[i] = byte(rng.UintN(256))
+			}
+			if err := os.WriteFile(path, junk, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		},
+	}
+	for name, ruinFile := range ruin {
+		t.Run(name, func(t *testing.T) {
+			plant, b := plantAndBroker(t)
+			dataDir := t.TempDir()
+			path := filepath.Join(dataDir, gateway.BufferFile)
+			ruinFile(t, path)
+			ruined, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			var (
+				mu     sync.Mutex
+				events []map[string]any
+			)
+			if err := b.Subscribe("hazgate/+/event", func(m broker.Message) {
+				var e map[string]any
+				if json.Unmarshal(m.Payload, &e) == nil {
+					mu.Lock()
+					events = append(events, e)
+					mu.Unlock()
+				}
+			}); err != nil {
+				t.Fatal(err)
+			}
+			cfg := loadConfig(t, demoConfigYAML(t, plant.Addr(), b.URL(), dataDir))
+			g, err := gateway.New(cfg, gateway.Options{})
+			if err != nil {
+				t.Fatalf("the gateway refused to start on a %s buffer file: %v", name, err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- g.Run(ctx) }()
+
+			waitFor(t, 10*time.Second, "an event saying the buffer file was moved aside", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				for _, e := range events {
+					if e["kind"] == string(model.Gap) && e["reason"] == "buffer file corrupt" {
+						return true
+					}
+				}
+				return false
+			})
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("gateway: %v", err)
+			}
+
+			moved, _ := filepath.Glob(path + ".corrupt-*")
+			if len(moved) != 1 {
+				t.Fatalf("want the ruined file moved aside once, found %v", moved)
+			}
+			kept, err := os.ReadFile(moved[0])
+			if err != nil || string(kept) != string(ruined) {
+				t.Errorf("the moved-aside file is not the ruined one byte for byte (err %v)", err)
+			}
+			// The fresh buffer works across a restart: no crash loop.
+			g2, err := gateway.New(cfg, gateway.Options{})
+			if err != nil {
+				t.Fatalf("second start on the fresh buffer: %v", err)
+			}
+			ctx2, cancel2 := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			defer cancel2()
+			if err := g2.Run(ctx2); err != nil {
+				t.Errorf("second run: %v", err)
+			}
+			if again, _ := filepath.Glob(path + ".corrupt-*"); len(again) != 1 {
+				t.Errorf("the fresh buffer was treated as corrupt too: %v", again)
+			}
+		})
+	}
+}
+
+// writeRealBuffer makes a buffer file with a few thousand records, as a
+// gateway leaves it.
+func writeRealBuffer(t *testing.T, path string) {
+	t.Helper()
+	buf, err := buffer.Open(path, buffer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	for i := 0; i < 20; i++ {
+		samples := make([]model.Sample, 200)
+		for j := range samples {
+			samples[j] = model.Sample{Tag: "LT-101", Device: "plc", Value: float64(j), Time: now}
+		}
+		if err := buf.Append(context.Background(), nil, samples); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := buf.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
