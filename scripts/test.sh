@@ -3,8 +3,9 @@
 #   1. gofmt and go vet
 #   2. the whole suite with the race detector (fast tests, whole-gateway
 #      tests, and interop tests against installed peers)
-#   3. the three release builds, a staged install and the systemd unit
-#   4. the unit tests of the arm64 and armv7 builds under qemu-user-static,
+#   3. every fuzz target for a bounded time (scripts/fuzz.sh; FUZZTIME=10s)
+#   4. the three release builds, a staged install and the systemd unit
+#   5. the unit tests of the arm64 and armv7 builds under qemu-user-static,
 #      where it is installed (.ci/run installs it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,8 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 go test -race -count=1 -timeout 15m ./...
+
+scripts/fuzz.sh
 
 scripts/check-install.sh
 
