@@ -71,7 +71,8 @@ func commands() map[string]command {
 		"validate": func(_ context.Context, args []string, stdout, stderr io.Writer) int {
 			return cmdValidate(args, stdout, stderr)
 		},
-		"demo": cmdDemo,
+		"demo":   cmdDemo,
+		"buffer": cmdBuffer,
 	}
 }
 
