@@ -110,7 +110,7 @@ func TestPlanInvariants(t *testing.T) {
 	sizes := []int{1, 1, 2, 4}
 	for seed := range 200 {
 		var spans []Span
-		x := uint32(seed*2654435761 + 1)
+		x := uint32(seed)*2654435761 + 1
 		next := func(n int) int { x ^= x << 13; x ^= x >> 17; x ^= x << 5; return int(x % uint32(n)) }
 		for i := range 1 + next(300) {
 			area := areas[next(4)]
