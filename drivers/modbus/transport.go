@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"syscall"
 	"time"
 )
 
@@ -62,7 +60,7 @@ type transport struct {
 	ctx     context.Context // of the request in flight; set by the driver
 
 	conn   net.Conn
-	opened uint64 // connections opened so far
+	lastEx exchangeInfo // of the latest Send
 }
 
 // Send writes one request ADU and reads one response ADU.
@@ -72,8 +70,10 @@ func (t *transport) Send(adu []byte) ([]byte, error) {
 		ctx = context.Background()
 	}
 	if err := ctx.Err(); err != nil {
+		t.lastEx = exchangeInfo{}
 		return nil, &transportError{kind: failCancelled, op: "send", err: err}
 	}
+	t.lastEx = exchangeInfo{reused: t.conn != nil}
 	if t.conn == nil {
 		d := net.Dialer{Timeout: t.timeout}
 		c, err := d.DialContext(ctx, "tcp", t.address)
@@ -81,7 +81,7 @@ func (t *transport) Send(adu []byte) ([]byte, error) {
 			return nil, t.fail("connect", err, ctx)
 		}
 		t.conn = c
-		t.opened++
+		t.lastEx.opened++
 	}
 	conn := t.conn
 	deadline := time.Now().Add(t.timeout)
@@ -135,19 +135,10 @@ var errBadFrame = errors.New("malformed frame")
 // longer be trusted to line up with our requests) and sorts the error.
 func (t *transport) fail(op string, err error, ctx context.Context) error {
 	t.Close()
-	kind := failConn
-	var ne net.Error
-	switch {
-	case ctx.Err() != nil:
-		kind, err = failCancelled, fmt.Errorf("%w (%v)", ctx.Err(), err)
-	case errors.Is(err, errBadFrame):
-		kind = failProtocol
-	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-		kind = failTimeout
-	case errors.Is(err, syscall.ECONNREFUSED):
-		kind = failRefused
+	if ctx.Err() == nil && errors.Is(err, errBadFrame) {
+		return &transportError{kind: failProtocol, op: op, err: err}
 	}
-	return &transportError{kind: kind, op: op, err: err}
+	return sortLineError(op, err, ctx)
 }
 
 // Close drops the connection; the next Send opens a new one.

@@ -43,12 +43,7 @@ type Server struct {
 // unit id.
 func NewServer(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{
-		holding:  map[uint16]uint16{},
-		input:    map[uint16]uint16{},
-		coils:    map[uint16]bool{},
-		discrete: map[uint16]bool{},
-	}
+	s := newStore()
 	var err error
 	// simonvetter/modbus does not expose its listener, so pick a free port
 	// first; another process may take it in between, hence the retries.
@@ -78,6 +73,16 @@ func NewServer(t testing.TB) *Server {
 	return s
 }
 
+// newStore is a device's memory without a network side.
+func newStore() *Server {
+	return &Server{
+		holding:  map[uint16]uint16{},
+		input:    map[uint16]uint16{},
+		coils:    map[uint16]bool{},
+		discrete: map[uint16]bool{},
+	}
+}
+
 func freePort() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -88,7 +93,11 @@ func freePort() (string, error) {
 }
 
 // Stop closes the listener and every connection. Safe to call twice.
-func (s *Server) Stop() { _ = s.srv.Stop() }
+func (s *Server) Stop() {
+	if s.srv != nil {
+		_ = s.srv.Stop()
+	}
+}
 
 // SetHolding sets holding registers addr, addr+1, ... to values.
 func (s *Server) SetHolding(addr uint16, values ...uint16) { setAll(s, s.holding, addr, values) }
