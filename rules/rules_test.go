@@ -400,16 +400,27 @@ func TestActive(t *testing.T) {
 	}, nil)
 	got := e.Active()
 	want := []ActiveAlarm{
-		{Tag: "LT-101", Device: "D1", Level: "h", Since: t0, Value: 19.5, Limit: 18},
-		{Tag: "LT-101", Device: "D1", Level: "hh", Since: t0, Value: 19.5, Limit: 19},
-		{Tag: "PT-201", Device: "D2", Level: LevelFault, Since: t0.Add(2 * s), Reason: "timeout"},
+		{Tag: "LT-101", Device: "D1", Level: "h", State: ActiveUnacked, Condition: true, Colour: "orange", Priority: 2, Since: t0, Value: 19.5, Limit: 18},
+		{Tag: "LT-101", Device: "D1", Level: "hh", State: ActiveUnacked, Condition: true, Colour: "red", Priority: 1, Since: t0, Value: 19.5, Limit: 19},
+		{Tag: "PT-201", Device: "D2", Level: LevelFault, State: ActiveUnacked, Condition: true, Colour: "yellow", Priority: 3, Since: t0.Add(2 * s), Reason: "timeout"},
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("Active() =\n%+v\nwant\n%+v", got, want)
 	}
 	e.Process([]model.Sample{{Tag: "LT-101", Value: 18.5, Time: t0.Add(3 * s)}, {Tag: "PT-201", Value: 1, Time: t0.Add(3 * s)}}, nil)
-	if got := e.Active(); len(got) != 1 || got[0].Level != "h" {
-		t.Fatalf("after clearing: Active() = %+v, want only LT-101 h", got)
+	// Unacknowledged alarms that returned stay listed until acknowledged.
+	got = e.Active()
+	if len(got) != 3 || got[0].Level != "h" || !got[0].Condition || got[1].State != ReturnedUnacked || got[2].State != ReturnedUnacked {
+		t.Fatalf("after clearing: Active() = %+v, want LT-101 h active, hh and PT-201 fault returned", got)
+	}
+	if _, err := e.Ack("LT-101", "", "op", t0.Add(4*s)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Ack("PT-201", "", "op", t0.Add(4*s)); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.Active(); len(got) != 1 || got[0].Level != "h" || got[0].State != ActiveAcked || got[0].AckedBy != "op" {
+		t.Fatalf("after ack: Active() = %+v, want only LT-101 h, acknowledged by op", got)
 	}
 }
 
