@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"hazgate/docs/schema"
 	"hazgate/internal/broker"
 	"hazgate/internal/config"
 	"hazgate/internal/model"
@@ -30,6 +31,7 @@ type memSource struct {
 	acks    [len(model.Streams)][][2]uint64
 	notify  chan struct{}
 	readErr error
+	keep    bool // Ack records but keep the records readable (a resend test)
 }
 
 func newMemSource() *memSource { return &memSource{notify: make(chan struct{}, 1)} }
@@ -55,6 +57,9 @@ func (m *memSource) Ack(stream model.Stream, first, last uint64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.acks[stream] = append(m.acks[stream], [2]uint64{first, last})
+	if m.keep {
+		return
+	}
 	for seq := first; seq <= last && seq <= uint64(len(m.recs[stream])); seq++ {
 		if !m.gone[stream][seq-1] {
 			m.gone[stream][seq-1] = true
@@ -220,12 +225,18 @@ type collector struct {
 	dataMsgs []DataMessage
 	events   []EventMessage
 	statuses []StatusMessage
+	replies  []ReplyMessage
 	raw      []broker.Message
 	errs     []string
+	schemas  *schema.Set
 }
 
 func newCollector() *collector {
-	c := &collector{}
+	schemas, err := schema.Load()
+	if err != nil {
+		panic(err) // the embedded schemas are part of the build
+	}
+	c := &collector{schemas: schemas}
 	for i := range c.seen {
 		c.seen[i] = make(map[uint64]bool)
 	}
@@ -237,6 +248,15 @@ func (c *collector) subscribe(t testing.TB, b *broker.Broker) {
 	if err := b.Subscribe("hazgate/gw-01/#", c.handle); err != nil {
 		t.Fatal(err)
 	}
+	// Whatever else a test checks, every message it saw must have matched
+	// the schema (docs/schema) and the Go structs.
+	t.Cleanup(func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, e := range c.errs[:min(5, len(c.errs))] {
+			t.Errorf("invalid payload: %s", e)
+		}
+	})
 }
 
 func strictDecode(p []byte, v any) error {
@@ -249,7 +269,21 @@ func (c *collector) handle(m broker.Message) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.raw = append(c.raw, m)
+	p, err := DecodePayload(m.Payload)
+	if err != nil {
+		c.errs = append(c.errs, fmt.Sprintf("%s: %v", m.Topic, err))
+		return
+	}
+	m.Payload = p
+	// Every message the gateway sends must match the published schema.
+	// Command topics carry what tests send, broken on purpose too.
+	if kind := schema.KindOfTopic(m.Topic); kind != "" && kind != schema.Command {
+		if err := c.schemas.Validate(kind, m.Payload); err != nil {
+			c.errs = append(c.errs, fmt.Sprintf("schema: %v: %s", err, m.Payload[:min(len(m.Payload), 300)]))
+		}
+	}
 	switch {
+	case strings.Contains(m.Topic, "/cmd/"):
 	case strings.HasSuffix(m.Topic, "/data"):
 		var d DataMessage
 		if err := strictDecode(m.Payload, &d); err != nil {
@@ -278,6 +312,13 @@ func (c *collector) handle(m broker.Message) {
 			return
 		}
 		c.statuses = append(c.statuses, s)
+	case strings.HasSuffix(m.Topic, "/reply"):
+		var r ReplyMessage
+		if err := strictDecode(m.Payload, &r); err != nil {
+			c.errs = append(c.errs, fmt.Sprintf("reply: %v", err))
+			return
+		}
+		c.replies = append(c.replies, r)
 	default:
 		c.errs = append(c.errs, "unexpected topic "+m.Topic)
 	}

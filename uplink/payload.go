@@ -3,6 +3,7 @@ package uplink
 import (
 	"encoding/json"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -31,7 +32,8 @@ type DataMessage struct {
 	Stream     string       `json:"stream"` // always "data"
 	SeqFirst   uint64       `json:"seq_first"`
 	SeqLast    uint64       `json:"seq_last"`
-	SentAt     string       `json:"sent_at"` // when the gateway built the message
+	SentAt     string       `json:"sent_at"`          // when the gateway built the message
+	Replay     bool         `json:"replay,omitempty"` // re-sent backlog: a reconnection or a resend command
 	Samples    []SampleItem `json:"samples"`
 }
 
@@ -71,6 +73,15 @@ type EventMessage struct {
 	Reason       string      `json:"reason,omitempty"`
 	Message      string      `json:"message"`
 	Gap          *GapPayload `json:"gap,omitempty"`
+
+	// Alarm management and interlocks (docs/uplink.md §3.2).
+	Colour    string             `json:"colour,omitempty"`
+	Priority  int                `json:"priority,omitempty"`
+	State     string             `json:"state,omitempty"`
+	Who       string             `json:"who,omitempty"`
+	Interlock string             `json:"interlock,omitempty"`
+	Values    map[string]float64 `json:"values,omitempty"`
+	Until     string             `json:"until,omitempty"`
 }
 
 // GapPayload says which records the gateway's buffer dropped.
@@ -182,6 +193,12 @@ func (e *encoder) meta(tag string) *tagMeta {
 // appendData encodes recs (data stream, in order, at least one) as one
 // data message.
 func (e *encoder) appendData(b []byte, recs []model.Record, sentAt time.Time) []byte {
+	return e.appendDataReplay(b, recs, sentAt, false)
+}
+
+// appendDataReplay is appendData with the replay marker: true when the
+// records were handed to a connection before (docs/uplink.md §4.1).
+func (e *encoder) appendDataReplay(b []byte, recs []model.Record, sentAt time.Time, replay bool) []byte {
 	b = append(b, e.head...)
 	b = append(b, `,"stream":"data","seq_first":`...)
 	b = strconv.AppendUint(b, recs[0].Seq, 10)
@@ -189,6 +206,9 @@ func (e *encoder) appendData(b []byte, recs []model.Record, sentAt time.Time) []
 	b = strconv.AppendUint(b, recs[len(recs)-1].Seq, 10)
 	b = append(b, `,"sent_at":`...)
 	b = appendTime(b, sentAt)
+	if replay {
+		b = append(b, `,"replay":true`...)
+	}
 	b = append(b, `,"samples":[`...)
 	for i := range recs {
 		if i > 0 {
@@ -266,6 +286,40 @@ func (e *encoder) appendEvent(b []byte, r *model.Record) []byte {
 		}
 		b = appendMember(b, "cause", g.Cause, false)
 		b = append(b, '}')
+	}
+	b = appendMember(b, "colour", ev.Colour, true)
+	if ev.Priority != 0 {
+		b = append(b, `,"priority":`...)
+		b = strconv.AppendInt(b, int64(ev.Priority), 10)
+	}
+	b = appendMember(b, "state", ev.State, true)
+	b = appendMember(b, "who", ev.Who, true)
+	b = appendMember(b, "interlock", ev.Interlock, true)
+	if len(ev.Values) > 0 {
+		// Sorted keys, as encoding/json writes a map; no NaN or Inf.
+		keys := make([]string, 0, len(ev.Values))
+		for k, v := range ev.Values {
+			if isFinite(v) {
+				keys = append(keys, k)
+			}
+		}
+		if len(keys) > 0 {
+			slices.Sort(keys)
+			b = append(b, `,"values":{`...)
+			for i, k := range keys {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = appendString(b, k)
+				b = append(b, ':')
+				b = appendFloat(b, ev.Values[k])
+			}
+			b = append(b, '}')
+		}
+	}
+	if ev.Until != nil && !ev.Until.IsZero() {
+		b = append(b, `,"until":`...)
+		b = appendTime(b, *ev.Until)
 	}
 	return append(b, '}')
 }

@@ -58,6 +58,13 @@ func TestGoldenEvents(t *testing.T) {
 			`{"v":1,"gateway":"gw-01","enterprise":"E3201001","stream":"event","seq":14,"kind":"gap","time":"2026-11-23T09:59:59.871Z",` +
 				`"message":"buffer full: dropped 5000 data records","gap":{"stream":"data","count":5000,"first_seq":1001,"last_seq":6000,` +
 				`"from":"2026-11-23T08:59:59.871Z","to":"2026-11-23T09:59:59.871Z","cause":"size limit"}}`},
+		{"bypass", model.Record{Stream: model.StreamEvent, Seq: 15, Event: model.Event{
+			Kind: model.BypassOn, Time: t0, Tag: "LT-101", Level: "hh", Message: "bypassed", Colour: "red", Priority: 1, State: "bypassed",
+			Who: "op \"7\"", Interlock: "IL-1", Values: map[string]float64{"b": 2, "a": 1.5}, Until: &t0}},
+			`{"v":1,"gateway":"gw-01","enterprise":"E3201001","stream":"event","seq":15,"kind":"bypass_on","time":"2026-11-23T09:59:59.871Z",` +
+				`"tag":"LT-101","description":"Tank T-101 level","hazard_source":"HS-320100-01","indicator":"LT101-LV","level":"hh","unit":"m",` +
+				`"message":"bypassed","colour":"red","priority":1,"state":"bypassed","who":"op \"7\"","interlock":"IL-1","values":{"a":1.5,"b":2},` +
+				`"until":"2026-11-23T09:59:59.871Z"}`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

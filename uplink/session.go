@@ -37,8 +37,21 @@ type session struct {
 
 	completions chan *flight
 	stop        chan struct{} // closed when the session ends: waiters give up
-	waiters     sync.WaitGroup
-	progress    bool // at least one PUBACK
+
+	// A partial data batch held back to fill (batch_interval): the first
+	// sequence number held, since when, and the timer that ends the wait.
+	holdSeq   uint64
+	holdSince time.Time
+	holdTimer *time.Timer
+	holdWake  <-chan time.Time // nil when nothing is held
+
+	// Backlog pacing (replay_rate): a token bucket of samples.
+	tokens    float64
+	tokensAt  time.Time
+	paceTimer *time.Timer
+	paceWake  <-chan time.Time // nil when not waiting
+	waiters   sync.WaitGroup
+	progress  bool // at least one PUBACK
 }
 
 // errAckTimeout means the broker holds the connection but acknowledges nothing.
@@ -60,6 +73,7 @@ func (u *Uplink) serve(ctx context.Context, c *conn, acked *[len(model.Streams)]
 	u.log.Info("connected", "broker", c.broker, "resume_after_event", s.next[model.StreamEvent], "resume_after_data", s.next[model.StreamData])
 
 	s.publishStatus(StateOnline, "") // birth
+	s.subscribeCommands()
 	err := s.loop(ctx)
 	u.connected.Store(false)
 	if ctx.Err() != nil {
@@ -107,6 +121,10 @@ func (s *session) loop(ctx context.Context) error {
 			}
 		case <-heartbeat.C:
 			s.publishStatus(StateOnline, "")
+		case m := <-s.u.cmdIn: // nil channel when commands are off
+			s.command(m)
+		case <-s.holdWake: // a held partial batch is due
+		case <-s.paceWake: // the backlog may go on
 		case err := <-s.c.lost:
 			return fmt.Errorf("connection lost: %w", err)
 		case <-ctx.Done():
@@ -138,7 +156,18 @@ func (s *session) fill() error {
 		if err != nil || len(recs) == 0 {
 			return nil
 		}
-		payload := s.u.enc.appendData(make([]byte, 0, 128+len(recs)*192), recs, time.Now())
+		replay := recs[0].Seq <= s.u.sent[model.StreamData]
+		if !replay && s.hold(recs) {
+			return nil
+		}
+		if (replay || len(recs) == s.u.batchMax) && s.pace(len(recs)) {
+			s.next[model.StreamData] = recs[0].Seq - 1 // read them again when due
+			return nil
+		}
+		payload := s.u.enc.appendDataReplay(make([]byte, 0, 128+len(recs)*192), recs, time.Now(), replay)
+		if s.u.gzip {
+			payload = gzipPayload(payload)
+		}
 		s.publish(model.StreamData, recs[0].Seq, recs[len(recs)-1].Seq, len(recs), s.u.topicData, payload)
 	}
 	return nil
@@ -173,6 +202,7 @@ func (s *session) read(stream model.Stream, n int) ([]model.Record, error) {
 func (s *session) publish(stream model.Stream, first, last uint64, records int, topic string, payload []byte) {
 	f := &flight{stream: stream, first: first, last: last, records: records, sent: time.Now()}
 	f.tok = s.c.client.Publish(topic, 1, false, payload)
+	s.u.sent[stream] = max(s.u.sent[stream], last)
 	s.pending[stream] = append(s.pending[stream], f)
 	s.open++
 	s.u.mu.Lock()
@@ -284,7 +314,76 @@ func (s *session) finish() {
 	}
 	close(s.stop)
 	s.waiters.Wait()
+	if s.holdTimer != nil {
+		s.holdTimer.Stop()
+	}
+	if s.paceTimer != nil {
+		s.paceTimer.Stop()
+	}
 	s.u.mu.Lock()
 	s.u.stats.InFlight = 0
 	s.u.mu.Unlock()
+}
+
+// hold decides whether a partial batch of new data waits to fill up
+// (batch_interval). A held batch is put back (the read position goes back
+// before it) and a timer wakes the loop when its wait is over. The wait is
+// measured on the monotonic clock from when the batch's first record was
+// first seen, so a wall-clock jump cannot stretch it. Backlog (a full
+// batch) and replays never wait.
+func (s *session) hold(recs []model.Record) bool {
+	if s.u.batchInterval <= 0 || len(recs) >= s.u.batchMax {
+		s.holdWake = nil
+		return false
+	}
+	now := time.Now()
+	if s.holdSeq != recs[0].Seq {
+		s.holdSeq, s.holdSince = recs[0].Seq, now
+	}
+	left := s.u.batchInterval - now.Sub(s.holdSince)
+	if left <= 0 {
+		s.holdWake = nil
+		return false
+	}
+	s.next[model.StreamData] = recs[0].Seq - 1 // read them again when due
+	if s.holdTimer == nil {
+		s.holdTimer = time.NewTimer(left)
+	} else {
+		s.holdTimer.Reset(left)
+	}
+	s.holdWake = s.holdTimer.C
+	return true
+}
+
+// pace limits backlog (a full batch: more is waiting) and replayed data to
+// replay_rate samples per second, so that draining days of backlog over a
+// narrow link leaves room for everything else. It reports whether the
+// batch of n samples must wait; then a timer wakes the loop. Events are
+// never paced: they go before any data anyway.
+func (s *session) pace(n int) bool {
+	rate := s.u.replayRate
+	if rate <= 0 {
+		return false
+	}
+	burst := max(float64(s.u.batchMax), rate)
+	now := time.Now()
+	if s.tokensAt.IsZero() {
+		s.tokens = burst
+	} else {
+		s.tokens = min(burst, s.tokens+now.Sub(s.tokensAt).Seconds()*rate)
+	}
+	s.tokensAt = now
+	if s.tokens >= float64(n) {
+		s.tokens -= float64(n)
+		s.paceWake = nil
+		return false
+	}
+	wait := time.Duration((float64(n) - s.tokens) / rate * float64(time.Second))
+	if s.paceTimer == nil {
+		s.paceTimer = time.NewTimer(wait)
+	} else {
+		s.paceTimer.Reset(wait)
+	}
+	s.paceWake = s.paceTimer.C
+	return true
 }

@@ -10,6 +10,12 @@
 // any loss everything in flight is forgotten and sent again from the oldest
 // unacknowledged record. The platform drops the duplicates by sequence
 // number.
+//
+// Besides data, events and status, the uplink answers remote commands
+// when the config enables them (command.go: HMAC-signed, time-windowed,
+// nonces never accepted twice, every command recorded as an event), puts
+// health into status messages (health.go), and can hold partial batches
+// (batch_interval), gzip data payloads and pace a backlog (replay_rate).
 package uplink
 
 import (
@@ -46,7 +52,12 @@ type Source interface {
 type Options struct {
 	Config *config.Config // uplink section, gateway identity, tags for metadata
 	Logger *slog.Logger   // nil discards
-	Health func() any     // optional extra fields for status messages
+	// Health, when set, gives the "health" object of online status
+	// messages; the uplink fills its Broker part.
+	Health func() Health
+	// Commands wire remote commands; used only when the config has
+	// uplink.commands.
+	Commands CommandOptions
 }
 
 // Stats are counters since New.
@@ -88,7 +99,7 @@ const (
 // Uplink publishes records from a Source to an MQTT broker.
 type Uplink struct {
 	log      *slog.Logger
-	health   func() any
+	health   func() Health
 	src      Source
 	enc      *encoder
 	brokers  []*url.URL
@@ -101,9 +112,20 @@ type Uplink struct {
 	heartbeat, reconnectMax   time.Duration
 	ackTimeout                time.Duration
 	inflight, batchMax        int
+	batchInterval             time.Duration // a partial data batch waits this long to fill; 0 = not at all
+	gzip                      bool          // data payloads gzip-compressed
+	replayRate                float64       // backlog samples per second; 0 = unlimited
 
 	topicData, topicEvent, topicStatus string
+	topicCmd, topicReply               string // topicCmd is the filter cmd/+
 	startedAt                          time.Time
+
+	cmd   *commander  // nil: commands off
+	cmdIn chan cmdMsg // from paho's goroutine to the session's
+	// sent is, per stream, the highest sequence number ever handed to a
+	// connection: anything at or below it that goes out again is marked
+	// as replayed. Only Run's goroutine touches it.
+	sent [len(model.Streams)]uint64
 
 	running   atomic.Bool
 	connected atomic.Bool
@@ -145,6 +167,9 @@ func New(opts Options, src Source) (*Uplink, error) {
 		reconnectMax:   orDur(uc.ReconnectMax, defaultReconnectMax),
 		inflight:       orInt(uc.Inflight, defaultInflight),
 		batchMax:       orInt(uc.BatchMax, defaultBatchMax),
+		batchInterval:  max(time.Duration(uc.BatchInterval), 0),
+		gzip:           uc.Compression == config.CompressionGzip,
+		replayRate:     float64(max(uc.ReplayRate, 0)),
 		startedAt:      time.Now(),
 	}
 	// A broker that keeps the connection but never acknowledges a publish
@@ -153,6 +178,15 @@ func New(opts Options, src Source) (*Uplink, error) {
 	prefix := strings.TrimSuffix(or(uc.TopicPrefix, defaultTopicPrefix), "/")
 	base := prefix + "/" + cfg.Gateway.ID + "/"
 	u.topicData, u.topicEvent, u.topicStatus = base+"data", base+"event", base+"status"
+	u.topicCmd, u.topicReply = base+"cmd/+", base+"reply"
+	if uc.Commands != nil {
+		c, err := newCommander(cfg, opts.Commands)
+		if err != nil {
+			return nil, err
+		}
+		u.cmd = c
+		u.cmdIn = make(chan cmdMsg, cmdQueue)
+	}
 
 	needTLS := false
 	for i, raw := range uc.Brokers {
@@ -300,7 +334,16 @@ func backoff(n int, limit time.Duration) time.Duration {
 func (u *Uplink) statusPayload(state, reason, broker string, now time.Time) []byte {
 	var health json.RawMessage
 	if u.health != nil && state == StateOnline {
-		h, err := json.Marshal(u.health())
+		hv := u.health()
+		st := u.Stats()
+		hv.Broker = BrokerHealth{
+			Connected: st.Connected, URL: broker, Reconnects: st.Reconnects,
+			ConnectFailures: st.ConnectFailures, InFlight: st.InFlight,
+		}
+		if hv.Devices == nil {
+			hv.Devices = []DeviceHealth{}
+		}
+		h, err := json.Marshal(hv)
 		if err != nil {
 			u.log.Warn("health fields do not encode", "err", err)
 		} else {

@@ -1,7 +1,6 @@
 package uplink
 
 import (
-	"encoding/json"
 	"log/slog"
 	"net"
 	"os"
@@ -261,7 +260,12 @@ func TestBirthHeartbeatWillAndShutdown(t *testing.T) {
 	p := startProxy(t, b.Addr())
 	cfg := testConfig(p.URL())
 	cfg.Uplink.Heartbeat = config.Duration(150 * time.Millisecond)
-	health := func() any { return map[string]any{"buffer_records": 7, "disk_ok": true} }
+	health := func() Health {
+		h := Health{ConfigHash: "0123456789abcdef", Clock: ClockHealth{State: "ok"}}
+		h.Buffer.Records, h.Buffer.DataRecords = 7, 7
+		h.Alarms.Count("hh", "red")
+		return h
+	}
 	u, _ := runUplink(t, Options{Config: cfg, Health: health}, newMemSource())
 
 	eventually(t, 10*time.Second, "connected", u.Connected)
@@ -277,8 +281,8 @@ func TestBirthHeartbeatWillAndShutdown(t *testing.T) {
 		return len(col.statuses) >= 4
 	})
 	hb, _ := col.lastStatus()
-	var h map[string]any
-	if err := json.Unmarshal(hb.Health, &h); err != nil || h["buffer_records"] != 7.0 || h["disk_ok"] != true {
+	var h Health
+	if err := strictDecode(hb.Health, &h); err != nil || h.Buffer.Records != 7 || h.Alarms.HH != 1 || h.Alarms.Red != 1 || !h.Broker.Connected || h.Broker.URL != p.URL() {
 		t.Errorf("heartbeat health = %s (%v), want the Health() fields", hb.Health, err)
 	}
 	if hb.State != StateOnline {

@@ -1,0 +1,56 @@
+package e2e
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"hazgate/internal/watch"
+)
+
+// TestMosquittoFailover: two Mosquitto instances, the gateway configured
+// with both; the first is stopped while the plant runs. The gateway must
+// move to the second and the platform, subscribed to both, must miss no
+// sequence number.
+func TestMosquittoFailover(t *testing.T) {
+	dir := t.TempDir()
+	first := startMosquitto(t, filepath.Join(dir), "allow_anonymous true")
+	dir2 := t.TempDir()
+	second := startMosquitto(t, dir2, "allow_anonymous true")
+	out := &lockedBuffer{}
+	c, err := watch.NewChecker(out, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wFirst := startWatcherOn(t, watch.Options{Broker: "tcp://" + first.addr, Gateway: "demo-gw-01"}, c, out)
+	wSecond := startWatcherOn(t, watch.Options{Broker: "tcp://" + second.addr, Gateway: "demo-gw-01"}, c, out)
+
+	plant := startPlant(t)
+	s := string(demoConfigYAML(t, plant.Addr(), "tcp://"+first.addr, filepath.Join(dir, "data")))
+	s = strings.Replace(s, "    - tcp://"+first.addr, "    - tcp://"+first.addr+"\n    - tcp://"+second.addr, 1)
+	if !strings.Contains(s, second.addr) {
+		t.Fatal("could not add the second broker to the demo config; update this test")
+	}
+	cfg := loadConfig(t, []byte(s))
+	if len(cfg.Uplink.Brokers) != 2 {
+		t.Fatalf("brokers: %v", cfg.Uplink.Brokers)
+	}
+	g, stop := runGateway(t, cfg)
+
+	waitFor(t, 15*time.Second, "data through the first broker", func() bool { return c.Counts().Samples >= 100 })
+	first.stop()
+	_ = wFirst.stop() // its connection is gone with the broker
+	atStop := g.Status().Buffer.Data.NextSeq - 1
+	t.Logf("first broker stopped at data seq %d", atStop)
+	// Everything acquired before the stop, and more, arrives via the second.
+	waitFor(t, 30*time.Second, "data through the second broker", func() bool {
+		return c.Counts().Samples >= atStop+100
+	})
+	stop()
+	waitFor(t, 10*time.Second, "orderly offline on the second broker", func() bool {
+		return strings.Contains(out.String(), "offline (shutdown)")
+	})
+	r := wSecond.finish(t)
+	t.Logf("%d samples, %d events, %d duplicates", r.Samples, r.Events, r.Duplicates)
+}
