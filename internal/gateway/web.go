@@ -1,0 +1,82 @@
+package gateway
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"hazgate/internal/config"
+	"hazgate/internal/version"
+	"hazgate/internal/web"
+)
+
+// newWeb builds the status page server when the config enables it; it
+// only reads the gateway through webSnapshot, at request time.
+func (g *Gateway) newWeb() error {
+	if !g.cfg.Web.On() {
+		return nil
+	}
+	s, err := web.New(web.Options{Config: g.cfg.Web, Source: g.webSnapshot, Logger: g.log.With("stage", "web")})
+	if err != nil {
+		return err
+	}
+	g.web = s
+	return nil
+}
+
+// runWeb serves the status page until ctx is done; the returned channel
+// is closed when the server has stopped. Without a server it is closed at
+// once.
+func (g *Gateway) runWeb(ctx context.Context) <-chan struct{} {
+	done := make(chan struct{})
+	if g.web == nil {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		if err := g.web.Run(ctx); err != nil {
+			// the status page is a view: acquisition goes on without it
+			g.log.Error("status page stopped", "err", err)
+		}
+	}()
+	return done
+}
+
+// WebURL is the status page's address while it is served, else "".
+func (g *Gateway) WebURL() string {
+	if g.web == nil {
+		return ""
+	}
+	return g.web.URL()
+}
+
+// webSnapshot is the status page's view of the gateway.
+func (g *Gateway) webSnapshot() web.Snapshot {
+	st := g.Status()
+	latest, commit := g.Latest()
+	s := web.Snapshot{
+		Now: time.Now(), GatewayID: g.cfg.Gateway.ID, Version: version.Version,
+		ConfigHash: shortHash16(g.cfg.Hash()), Uptime: st.Uptime,
+		Uplink: g.up.Stats(), Buffer: st.Buffer, Active: st.Active, Interlocks: st.Interlocks,
+		Commit: web.Commit{At: commit.At, Err: commit.Err},
+	}
+	s.Uplink.Connected = st.Connected
+	for i, dev := range g.cfg.Devices {
+		d := web.Device{Name: dev.Name, Protocol: dev.Protocol, Address: dev.Address,
+			Interval: dev.Interval.D(), Timeout: dev.Timeout.D()}
+		if i < len(st.Devices) {
+			d.Stats = st.Devices[i].Stats
+		}
+		for _, t := range dev.Tags {
+			smp, ok := latest[t.Name]
+			d.Tags = append(d.Tags, web.Tag{
+				Name: t.Name, Description: t.Description, Unit: t.Unit, Kind: t.Kind,
+				Digital: t.Kind == config.KindDigital || slices.Contains([]string{config.TypeBool, config.TypeBit}, t.Type),
+				Sample:  smp, HasSample: ok,
+			})
+		}
+		s.Devices = append(s.Devices, d)
+	}
+	return s
+}

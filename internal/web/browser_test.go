@@ -1,0 +1,91 @@
+package web_test
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"hazgate/internal/interop"
+)
+
+// dumpDOM loads url in headless Chromium and returns the DOM after load
+// (and after extra flags, such as a virtual time budget, allow).
+func dumpDOM(t *testing.T, chromium, url string, extra ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, chromium,
+		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--disable-dev-shm-usage", "--user-data-dir="+t.TempDir())
+	cmd.Args = append(append(cmd.Args, extra...), "--dump-dom", url)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("chromium %s: %v\n%s", url, err, errb.String())
+	}
+	return out.String()
+}
+
+// TestBrowserShowsPlantValue: a real browser renders the page and shows
+// the value the simulated plant serves, in both languages, and the new
+// value after the plant changes it.
+func TestBrowserShowsPlantValue(t *testing.T) {
+	chromium := interop.Require(t, "chromium")[0]
+	r := startRig(t, false, "")
+	for i, target := range []float64{7.75, 13.5} {
+		if err := r.plant.Set("LT-101", target); err != nil {
+			t.Fatal(err)
+		}
+		// the gateway has it first; then the browser must show it
+		waitFor(t, 30*time.Second, "the gateway to hold the new LT-101", func() bool {
+			_, body := get(t, r.url)
+			return near(tagRows(body)["LT-101"].value, target)
+		})
+		lang := []string{"", "?lang=en"}[i]
+		dom := dumpDOM(t, chromium, r.url+lang)
+		rows := tagRows(dom)
+		if !near(rows["LT-101"].value, target) {
+			t.Fatalf("browser shows LT-101 = %q, want %v (rows %+v)", rows["LT-101"].value, target, rows)
+		}
+		if want := []string{"位号", "Tag"}[i]; !strings.Contains(dom, want) {
+			t.Errorf("browser page %q lacks %q", lang, want)
+		}
+		if !strings.Contains(dom, "web-test-gw") {
+			t.Errorf("browser page lacks the gateway id")
+		}
+	}
+}
+
+var refreshed = regexp.MustCompile(`<body data-refreshed="(\d+)"`)
+
+// TestBrowserRefreshes: the page's script replaces the live part with a
+// fresh copy every 2 s (7 s of virtual time: at least two refreshes), and
+// the refreshed copy still shows the plant's value.
+func TestBrowserRefreshes(t *testing.T) {
+	chromium := interop.Require(t, "chromium")[0]
+	r := startRig(t, false, "")
+	if err := r.plant.Set("LT-101", 4.5); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the gateway to hold LT-101 = 4.5", func() bool {
+		_, body := get(t, r.url)
+		return near(tagRows(body)["LT-101"].value, 4.5)
+	})
+	dom := dumpDOM(t, chromium, r.url+"?lang=en", "--virtual-time-budget=7000")
+	m := refreshed.FindStringSubmatch(dom)
+	if m == nil || m[1] == "0" {
+		t.Fatalf("the page did not refresh itself (body: %.200q)", dom[strings.Index(dom, "<body"):])
+	}
+	if v := tagRows(dom)["LT-101"].value; !near(v, 4.5) {
+		t.Fatalf("after %s refreshes LT-101 shows %q", m[1], v)
+	}
+	if !strings.Contains(dom, "refreshes every 2 s") {
+		t.Errorf("a refresh failed: the header says so")
+	}
+}
