@@ -72,7 +72,10 @@ func commands() map[string]command {
 			return cmdValidate(args, stdout, stderr)
 		},
 		"demo":   cmdDemo,
+		"watch":  cmdWatch,
+		"modbus": cmdModbus,
 		"buffer": cmdBuffer,
+		"opcua":  cmdOPCUA,
 	}
 }
 
@@ -83,6 +86,9 @@ Usage:
   hazgate demo [--mqtt-listen ADDR] [--for DURATION]   simulated plant + embedded broker
   hazgate run -c FILE [--log-level LEVEL] [--log-format text|json]
   hazgate validate FILE...                           exit 0 when valid, 2 when not
+  hazgate watch --broker URL [--gateway ID] [--for DURATION]   check a gateway's uplink as the platform sees it
+  hazgate modbus read (--tcp|--rtu-tcp HOST:PORT | --rtu DEVICE --baud N) --unit U --addr A [--count N --type T --order O]
+                                                     read registers on site, no config needed (docs/modbus.md)
   hazgate version
 `)
 }
@@ -166,6 +172,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 			tags += len(d.Tags)
 		}
 		fmt.Fprintf(stdout, "%s: valid (%d devices, %d tags, config hash %s)\n", path, len(cfg.Devices), tags, cfg.Hash()[:12])
+		warnLineLoads(stderr, path, cfg) // cmd_modbus.go: RS-485 lines that cannot carry their polls
 	}
 	return code
 }

@@ -12,6 +12,10 @@ type Config struct {
 	Uplink  Uplink   `yaml:"uplink"`
 	Devices []Device `yaml:"devices"`
 
+	Interlocks []Interlock `yaml:"interlocks"` // local interlocks (interlocks.go)
+
+	Web Web `yaml:"web"` // status page, /metrics, /healthz (web.go)
+
 	// Path is the file the config was loaded from (not part of the YAML).
 	Path string `yaml:"-"`
 
@@ -47,6 +51,13 @@ type Uplink struct {
 	BatchMax       int      `yaml:"batch_max"`       // samples per data message; default 100, 1..10000
 	Heartbeat      Duration `yaml:"heartbeat"`       // status message interval; default 60s
 	ReconnectMax   Duration `yaml:"reconnect_max"`   // longest back-off between connection attempts; default 30s
+
+	// Remote commands from the platform (uplink_cmds.go); absent = none accepted.
+	Commands *Commands `yaml:"commands"`
+	// Delivery options (validate_uplink.go).
+	BatchInterval Duration `yaml:"batch_interval"` // wait up to this long to fill batch_max; default 0 = send at once
+	Compression   string   `yaml:"compression"`    // data payloads: none (default) or gzip
+	ReplayRate    int      `yaml:"replay_rate"`    // backlog drain limit, samples per second; 0 = unlimited
 }
 
 // TLS configures the broker connection when a broker URL is ssl:// or tls://.
@@ -60,7 +71,9 @@ type TLS struct {
 
 // Protocols a device may speak.
 const (
-	ProtocolModbusTCP = "modbus-tcp"
+	ProtocolModbusTCP    = "modbus-tcp"
+	ProtocolModbusRTU    = "modbus-rtu"     // RTU on a serial RS-485 line: serial.port names it
+	ProtocolModbusRTUTCP = "modbus-rtu-tcp" // RTU frames over TCP to a serial-to-Ethernet converter at address
 )
 
 // Device is one field device polled by the gateway.
@@ -75,6 +88,10 @@ type Device struct {
 	CommLossAfter Duration `yaml:"comm_loss_after"` // bad for this long raises a fault; default 10s
 	BackoffMax    Duration `yaml:"backoff_max"`     // longest wait between reconnects while down; default 30s
 	Tags          []Tag    `yaml:"tags"`            // at least one
+
+	OPCUA *OPCUA `yaml:"opcua"` // security and login for protocol opcua (address is then opc.tcp://host:port/path); see opcua.go
+
+	Serial *Serial `yaml:"serial"` // the RS-485 line of modbus-rtu (and of modbus-rtu-tcp, for timing); see serial.go
 }
 
 // Modbus data areas.
@@ -127,6 +144,11 @@ type Tag struct {
 	Bit     int    `yaml:"bit"`     // 0..15 for type bit (0 = least significant)
 	Order   string `yaml:"order"`   // ABCD (default)|BADC|CDAB|DCBA
 
+	// For protocol opcua instead of area/address/type: the node id
+	// (ns=2;s=Reactor.TT-301) and how it is acquired (see opcua.go).
+	Node  string    `yaml:"node"`
+	OPCUA *TagOPCUA `yaml:"opcua"`
+
 	Range  *Range  `yaml:"range"`  // engineering range; required for analog kinds
 	Scale  *Scale  `yaml:"scale"`  // raw range mapped linearly onto Range
 	Alarms *Alarms `yaml:"alarms"` //
@@ -155,6 +177,14 @@ type Alarms struct {
 	Deadband float64  `yaml:"deadband"`  // hysteresis on clear, engineering units; default 0
 	OnDelay  Duration `yaml:"on_delay"`  // condition must hold this long; default 0
 	OffDelay Duration `yaml:"off_delay"` // clear condition must hold this long; default 0
+
+	// Alarm management (types in alarms.go).
+	Priority     *AlarmPriority `yaml:"priority"`       // colours per level; defaults in docs/alarms.md
+	Latch        bool           `yaml:"latch"`          // an alarm stays until acknowledged, even after the process returned
+	Gas          *GasPreset     `yaml:"gas"`            // GB/T 50493-2019 presets for first/second alarm
+	RateOfChange *RateOfChange  `yaml:"rate_of_change"` // alarm on a fast change, per minute
+	Deviation    *Deviation     `yaml:"deviation"`      // alarm when a redundant instrument disagrees
+	Frozen       *Frozen        `yaml:"frozen"`         // fault when the value does not change
 }
 
 // Duration is a time.Duration written in YAML as "500ms", "2s", "1h".

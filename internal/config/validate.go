@@ -187,6 +187,12 @@ func (v *validator) validate(c *Config) {
 	for i := range c.Devices {
 		v.device(&c.Devices[i], fmt.Sprintf("devices[%d]", i), devices, tags)
 	}
+	v.opcua(c) // validate_opcua.go
+	// validate_serial.go: RTU lines, shared buses, writable tags
+	v.serial(c)
+	v.interlocks(c, tags)
+	v.uplinkCommands(c) // validate_uplink.go
+	v.web(c)            // validate_web.go
 }
 
 func (v *validator) gateway(c *Config) {
@@ -318,12 +324,16 @@ func (v *validator) device(d *Device, path string, devices, tags map[string]stri
 	}
 	switch d.Protocol {
 	case "":
-		v.missing(path+".protocol", "supported: "+ProtocolModbusTCP)
-	case ProtocolModbusTCP:
+		v.missing(path+".protocol", "supported: "+strings.Join(protocols, ", "))
+	case ProtocolModbusTCP, ProtocolOPCUA, ProtocolModbusRTU, ProtocolModbusRTUTCP:
 	default:
-		v.report(path+".protocol", "%q is not supported (supported: %s)", d.Protocol, ProtocolModbusTCP)
+		v.report(path+".protocol", "%q is not supported (supported: %s)", d.Protocol, strings.Join(protocols, ", "))
 	}
-	if d.Address == "" {
+	if d.Protocol == ProtocolOPCUA {
+		// an endpoint URL, checked in validate_opcua.go
+	} else if d.Protocol == ProtocolModbusRTU {
+		// a serial port, checked in validate_serial.go
+	} else if d.Address == "" {
 		v.missing(path+".address", "host:port of the device, e.g. 192.168.1.10:502")
 	} else if host, port, err := net.SplitHostPort(d.Address); err != nil {
 		v.report(path+".address", "%q is not host:port (like 192.168.1.10:502)", d.Address)
@@ -360,11 +370,13 @@ func (v *validator) device(d *Device, path string, devices, tags map[string]stri
 		v.missing(path+".tags", "at least one tag to read")
 	}
 	for j := range d.Tags {
-		v.tag(&d.Tags[j], fmt.Sprintf("%s.tags[%d]", path, j), tags)
+		v.alarmsMore(&d.Tags[j], fmt.Sprintf("%s.tags[%d].alarms", path, j), d.Interval)
+		v.tag(&d.Tags[j], fmt.Sprintf("%s.tags[%d]", path, j), tags, d.Protocol == ProtocolOPCUA)
 	}
 }
 
 var (
+	protocols  = []string{ProtocolModbusTCP, ProtocolModbusRTU, ProtocolModbusRTUTCP, ProtocolOPCUA}
 	kinds      = []string{KindTemperature, KindPressure, KindLevel, KindFlow, KindGas, KindDigital, KindCount}
 	analog     = []string{KindTemperature, KindPressure, KindLevel, KindFlow, KindGas}
 	areas      = []string{AreaCoil, AreaDiscrete, AreaHolding, AreaInput}
@@ -381,7 +393,9 @@ func oneOf(s string, list []string) bool {
 	return false
 }
 
-func (v *validator) tag(t *Tag, path string, tags map[string]string) {
+// An OPC UA tag (opcua) names a node instead of a Modbus area and address;
+// those are checked in validate_opcua.go.
+func (v *validator) tag(t *Tag, path string, tags map[string]string, opcua bool) {
 	switch {
 	case t.Name == "":
 		v.missing(path+".name", "the tag number (位号), unique in the gateway, e.g. LT-101")
@@ -405,13 +419,15 @@ func (v *validator) tag(t *Tag, path string, tags map[string]string) {
 
 	register := t.Area == AreaHolding || t.Area == AreaInput
 	switch {
+	case opcua:
 	case t.Area == "":
 		v.missing(path+".area", "one of "+strings.Join(areas, ", "))
 	case !oneOf(t.Area, areas):
 		v.report(path+".area", "%q is not a Modbus area (one of %s)", t.Area, strings.Join(areas, ", "))
 	}
 
-	if t.Address == nil {
+	if opcua {
+	} else if t.Address == nil {
 		v.missing(path+".address", "the 0-based register or coil address, 0..65535")
 	} else if *t.Address < 0 || *t.Address > 65535 {
 		v.report(path+".address", "%d is out of range (0..65535, 0-based: register 40001 is holding address 0)", *t.Address)
@@ -419,6 +435,8 @@ func (v *validator) tag(t *Tag, path string, tags map[string]string) {
 
 	typeOK := true
 	switch {
+	case opcua:
+		typeOK = false
 	case t.Type == "": // no valid area to take a default from: reported there
 		typeOK = false
 	case !oneOf(t.Type, types):
@@ -455,7 +473,7 @@ func (v *validator) tag(t *Tag, path string, tags map[string]string) {
 		v.report(path+".address", "%d with type %s reads %d registers, past the last address 65535", *t.Address, t.Type, t.Width())
 	}
 
-	digital := t.Type == TypeBool || t.Type == TypeBit
+	digital := t.Type == TypeBool || t.Type == TypeBit || (opcua && t.Kind == KindDigital)
 	if t.Range == nil {
 		if oneOf(t.Kind, analog) {
 			v.missing(path+".range", "the engineering range {min, max} of this "+t.Kind+" measurement")

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -39,6 +40,10 @@ type Options struct {
 	// address is taken (a local mosquitto, say) the demo picks a free
 	// port and says so; an address given explicitly must be free.
 	MQTTListen string
+	// ReactorListen is the simulated reactor's OPC UA address (host:port);
+	// "" means the endpoint in configs/demo.yaml (127.0.0.1:14840), or a
+	// free port when that one is taken. Port 0 picks a free port.
+	ReactorListen string
 	// PlantListen is the simulated plant's Modbus TCP address; "" means
 	// the device address in configs/demo.yaml (127.0.0.1:15020), or a free
 	// port when that one is taken. Port 0 picks a free port.
@@ -72,10 +77,19 @@ func Run(ctx context.Context, opts Options) (err error) {
 	if err != nil {
 		return fmt.Errorf("demo: the built-in configs/demo.yaml is invalid: %w", err)
 	}
-	if len(cfg.Devices) != 1 {
-		return fmt.Errorf("demo: configs/demo.yaml has %d devices, the demo plant is one", len(cfg.Devices))
+	// The tank farm's PLC (Modbus TCP) and the reactor's OPC UA server.
+	var dev, reactorDev *config.Device
+	for i := range cfg.Devices {
+		switch d := &cfg.Devices[i]; d.Protocol {
+		case config.ProtocolModbusTCP:
+			dev = d
+		case config.ProtocolOPCUA:
+			reactorDev = d
+		}
 	}
-	dev := &cfg.Devices[0]
+	if dev == nil || reactorDev == nil || len(cfg.Devices) != 2 {
+		return fmt.Errorf("demo: configs/demo.yaml must have one modbus-tcp device (the tank farm) and one opcua device (the reactor)")
+	}
 	var notes []string
 
 	dataDir, removeDir := opts.DataDir, false
@@ -110,6 +124,28 @@ func Run(ctx context.Context, opts Options) (err error) {
 		notes = append(notes, fmt.Sprintf("%s was taken, the plant serves on %s instead", plantAddr, plant.Addr()))
 	}
 	dev.Address = plant.Addr()
+
+	reactor := sim.NewReactor(sim.ReactorOptions{Script: true, Logger: log.With("stage", "sim-opcua")})
+	reactorAddr, reactorFallback := opts.ReactorListen, opts.ReactorListen == ""
+	if reactorFallback {
+		u, perr := url.Parse(reactorDev.Address)
+		if perr != nil {
+			return fmt.Errorf("demo: reactor endpoint %q: %w", reactorDev.Address, perr)
+		}
+		reactorAddr = u.Host
+	}
+	if err := startOrFallback(reactorAddr, reactorFallback, reactor.Start); err != nil {
+		return fmt.Errorf("demo: simulated reactor: %w", err)
+	}
+	defer func() {
+		if cErr := reactor.Close(); cErr != nil && err == nil {
+			err = fmt.Errorf("demo: stop the reactor: %w", cErr)
+		}
+	}()
+	if reactorFallback && reactor.Addr() != reactorAddr {
+		notes = append(notes, fmt.Sprintf("%s was taken, the reactor serves OPC UA on %s instead", reactorAddr, reactor.Addr()))
+	}
+	reactorDev.Address = reactor.Endpoint()
 
 	mqttAddr := opts.MQTTListen
 	if mqttAddr == "" {
@@ -157,7 +193,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		runCtx, cancel = context.WithTimeout(ctx, opts.For)
 		defer cancel()
 	}
-	banner(out, cfg, plant.Addr(), b.Addr(), prefix, removeDir, opts.For, notes)
+	banner(out, cfg, plant.Addr(), reactor.Endpoint(), b.Addr(), prefix, removeDir, opts.For, notes)
 
 	// Summaries until the gateway has stopped.
 	var wg sync.WaitGroup
@@ -206,13 +242,14 @@ func startOrFallback(addr string, fallback bool, start func(string) error) error
 
 // banner is the first thing the user reads: what runs where, how to
 // watch it, what is about to happen and how to stop it.
-func banner(out io.Writer, cfg *config.Config, plantAddr, mqttAddr, prefix string, tempDir bool, dur time.Duration, notes []string) {
+func banner(out io.Writer, cfg *config.Config, plantAddr, reactorURL, mqttAddr, prefix string, tempDir bool, dur time.Duration, notes []string) {
 	host, port, _ := net.SplitHostPort(mqttAddr)
 	fmt.Fprintf(out, "hazgate demo: Modbus sim at %s, MQTT broker at %s, gateway %s; Ctrl-C stops it\n", plantAddr, mqttAddr, cfg.Gateway.ID)
 	for _, n := range notes {
 		fmt.Fprintf(out, "  note: %s\n", n)
 	}
 	fmt.Fprintf(out, "  simulated tank farm:  Modbus TCP %s, unit 1 (register map: internal/sim/README.md)\n", plantAddr)
+	fmt.Fprintf(out, "  simulated reactor:    OPC UA %s, R-301 (browse it: hazgate opcua browse %s)\n", reactorURL, reactorURL)
 	fmt.Fprintf(out, "  gateway:              %s, enterprise %s, polling every %s\n", cfg.Gateway.ID, cfg.Gateway.EnterpriseCode, cfg.Devices[0].Interval)
 	buf := filepath.Join(cfg.Gateway.DataDir, gateway.BufferFile)
 	if tempDir {
@@ -222,7 +259,7 @@ func banner(out io.Writer, cfg *config.Config, plantAddr, mqttAddr, prefix strin
 	fmt.Fprintf(out, "  embedded MQTT broker: %s, topics %s/%s/{data,event,status}\n", mqttAddr, prefix, cfg.Gateway.ID)
 	fmt.Fprintf(out, "  watch the raw JSON:   mosquitto_sub -h %s -p %s -t '%s/#' -v\n", host, port, prefix)
 	fmt.Fprintf(out, "  script, repeating every %s:\n", sim.Period)
-	for _, inc := range sim.Incidents() {
+	for _, inc := range append(sim.Incidents(), sim.ReactorIncidents()...) {
 		fmt.Fprintf(out, "    +%-4s %s\n", inc.At, inc.Text)
 	}
 	if dur > 0 {

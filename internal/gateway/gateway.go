@@ -14,16 +14,20 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"hazgate/buffer"
 	"hazgate/drivers"
 	"hazgate/drivers/modbus"
+	"hazgate/drivers/opcua"
 	"hazgate/internal/config"
 	"hazgate/internal/model"
 	"hazgate/internal/scheduler"
 	"hazgate/internal/version"
+	"hazgate/internal/web"
 	"hazgate/rules"
+	"hazgate/rules/interlock"
 	"hazgate/uplink"
 )
 
@@ -48,9 +52,12 @@ type Gateway struct {
 	up       *uplink.Uplink
 	loops    []*scheduler.Loop
 	drivers  []drivers.Driver
-	movedTo  string // a corrupt buffer file moved aside at open
-	started  time.Time
+	movedTo  string                    // a corrupt buffer file moved aside at open
+	started  atomic.Pointer[time.Time] // set by Run, read by Status from other goroutines
 	closeBuf sync.Once
+	buses    *modbus.Buses       // one owner per RTU line, shared by the devices on it
+	clock    uplink.ClockMonitor // wall-clock jumps, reported as events and in health
+	web      *web.Server         // status page, /metrics, /healthz; nil when disabled (web.go)
 }
 
 // New opens the buffer and builds every stage from cfg, which must have
@@ -63,7 +70,10 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	if opts.DrainTimeout == 0 {
 		opts.DrainTimeout = 3 * time.Second
 	}
-	g := &Gateway{cfg: cfg, log: log, opts: opts}
+	g := &Gateway{cfg: cfg, log: log, opts: opts, buses: modbus.NewBuses(log)}
+	if err := g.newWeb(); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 
 	if err := os.MkdirAll(cfg.Gateway.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("gateway: data directory: %w", err)
@@ -80,7 +90,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	g.buf, g.movedTo = buf, movedTo
 
 	for _, dev := range cfg.Devices {
-		drv, err := newDriver(dev, log.With("device", dev.Name))
+		drv, err := newDriver(dev, g.buses, log.With("device", dev.Name))
 		if err != nil {
 			g.closeDrivers()
 			_ = buf.Close()
@@ -89,10 +99,15 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		g.drivers = append(g.drivers, drv)
 	}
 	g.pipe = newPipeline(rules.New(cfg), buf, log.With("stage", "pipeline"))
+	if err := g.wireInterlocks(); err != nil {
+		g.closeDrivers()
+		_ = buf.Close()
+		return nil, fmt.Errorf("gateway: interlocks: %w", err)
+	}
 	for i, dev := range cfg.Devices {
 		g.loops = append(g.loops, scheduler.New(g.drivers[i], dev, g.pipe, scheduler.Options{Logger: log.With("device", dev.Name)}))
 	}
-	up, err := uplink.New(uplink.Options{Config: cfg, Logger: log.With("stage", "uplink"), Health: g.health}, buf)
+	up, err := uplink.New(uplink.Options{Config: cfg, Logger: log.With("stage", "uplink"), Health: g.health, Commands: g.commandOptions()}, buf)
 	if err != nil {
 		g.closeDrivers()
 		_ = buf.Close()
@@ -102,10 +117,19 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	return g, nil
 }
 
-func newDriver(dev config.Device, log *slog.Logger) (drivers.Driver, error) {
+func newDriver(dev config.Device, buses *modbus.Buses, log *slog.Logger) (drivers.Driver, error) {
 	switch dev.Protocol {
 	case config.ProtocolModbusTCP:
 		return modbus.NewTCP(dev, log)
+	case config.ProtocolOPCUA:
+		return opcua.New(dev, log)
+	case config.ProtocolModbusRTU, config.ProtocolModbusRTUTCP:
+		// RTU devices on one serial port or converter share one bus owner.
+		bus, err := buses.For(dev)
+		if err != nil {
+			return nil, err
+		}
+		return modbus.NewRTU(dev, bus, log)
 	}
 	return nil, fmt.Errorf("protocol %q is not supported", dev.Protocol)
 }
@@ -122,7 +146,8 @@ func (g *Gateway) closeDrivers() {
 // closes the buffer. It returns nil on an orderly stop.
 func (g *Gateway) Run(ctx context.Context) error {
 	defer g.closeBuffer()
-	g.started = time.Now()
+	now := time.Now()
+	g.started.Store(&now)
 
 	start := []model.Event{{
 		Kind: model.GatewayStarted, Time: time.Now().UTC(),
@@ -138,6 +163,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return fmt.Errorf("gateway: record start: %w", err)
 	}
 
+	clockCtx, stopClock := context.WithCancel(ctx)
+	defer stopClock()
+	g.clock.OnJump = g.recordClockJump
+	go g.clock.Run(clockCtx)
+
 	upCtx, stopUplink := context.WithCancel(context.Background())
 	defer stopUplink()
 	upDone := make(chan error, 1)
@@ -147,6 +177,13 @@ func (g *Gateway) Run(ctx context.Context) error {
 	defer stopPipe()
 	pipeDone := make(chan error, 1)
 	go func() { pipeDone <- g.pipe.run(pipeCtx) }()
+
+	// Interlock writes run beside the pipeline and outlive the device
+	// loops, so that their outcome events are committed at shutdown.
+	actCtx, stopActuator := context.WithCancel(context.Background())
+	defer stopActuator()
+	actDone := make(chan struct{})
+	go func() { defer close(actDone); g.runActuator(actCtx) }()
 
 	loopCtx, stopLoops := context.WithCancel(ctx)
 	defer stopLoops()
@@ -160,6 +197,10 @@ func (g *Gateway) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	// The status page only reads; it stops first, before anything it shows.
+	webCtx, stopWeb := context.WithCancel(context.Background())
+	defer stopWeb()
+	webDone := g.runWeb(webCtx)
 	g.log.Info("gateway running", "gateway", g.cfg.Gateway.ID, "devices", len(g.loops), "data_dir", g.cfg.Gateway.DataDir)
 
 	var runErr error
@@ -175,8 +216,12 @@ func (g *Gateway) Run(ctx context.Context) error {
 		upDone <- err
 	}
 
+	stopWeb()
+	<-webDone
 	stopLoops()
 	loops.Wait()
+	stopActuator()
+	<-actDone
 	stopPipe()
 	if err := <-pipeDone; err != nil && !errors.Is(err, context.Canceled) && runErr == nil {
 		runErr = fmt.Errorf("gateway: pipeline: %w", err)
@@ -209,6 +254,21 @@ func (g *Gateway) drainEvents() {
 	}
 }
 
+// recordClockJump reports a step of the wall clock as an event. Records
+// keep their sequence order; only their acquisition times around the jump
+// are off, which the dispatcher must know.
+func (g *Gateway) recordClockJump(j uplink.ClockJump) {
+	ev := model.Event{
+		Kind: model.EventKind("clock_jump"), Time: j.At.UTC(), Reason: "wall clock stepped",
+		Message: fmt.Sprintf("the gateway's wall clock jumped by %+.3f s against its monotonic clock; acquisition times around %s are off by that much", j.Offset.Seconds(), uplink.FormatTime(j.At)),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := g.buf.Append(ctx, []model.Event{ev}, nil); err != nil {
+		g.log.Error("record clock jump", "err", err)
+	}
+}
+
 func (g *Gateway) closeBuffer() {
 	g.closeBuf.Do(func() {
 		if err := g.buf.Close(); err != nil {
@@ -224,6 +284,8 @@ type Status struct {
 	Buffer    buffer.Stats
 	Active    []rules.ActiveAlarm
 	Devices   []DeviceStatus
+
+	Interlocks []interlock.Status // tripped, bypassed (with who, why, until)
 }
 
 // DeviceStatus is one device loop's state.
@@ -238,9 +300,11 @@ func (g *Gateway) Status() Status {
 		Connected: g.up.Connected(),
 		Buffer:    g.buf.Stats(),
 		Active:    g.pipe.active(),
+
+		Interlocks: g.pipe.interlockStatus(),
 	}
-	if !g.started.IsZero() {
-		s.Uptime = time.Since(g.started)
+	if started := g.started.Load(); started != nil {
+		s.Uptime = time.Since(*started)
 	}
 	for i, l := range g.loops {
 		s.Devices = append(s.Devices, DeviceStatus{Name: g.cfg.Devices[i].Name, Stats: l.Stats()})
@@ -248,37 +312,57 @@ func (g *Gateway) Status() Status {
 	return s
 }
 
-// health is what the uplink adds to each status message.
-func (g *Gateway) health() any {
+// health is the "health" object of each online status message
+// (docs/uplink.md §3.3); the uplink adds the broker part.
+func (g *Gateway) health() uplink.Health {
 	st := g.buf.Stats()
-	devices := make(map[string]any, len(g.loops))
-	for i, l := range g.loops {
-		ls := l.Stats()
-		devices[g.cfg.Devices[i].Name] = map[string]any{
-			"state":     ls.State,
-			"polls":     ls.Polls,
-			"failures":  ls.Failures,
-			"overruns":  ls.Overruns,
-			"last_good": formatTime(ls.LastGoodPoll),
+	h := uplink.Health{
+		ConfigHash: shortHash16(g.cfg.Hash()),
+		Devices:    make([]uplink.DeviceHealth, 0, len(g.loops)),
+		Buffer: uplink.BufferHealth{
+			Records:      st.Event.Records + st.Data.Records,
+			EventRecords: st.Event.Records,
+			DataRecords:  st.Data.Records,
+			Bytes:        st.Bytes,
+			Dropped:      st.Dropped,
+		},
+		Clock: g.clock.Health(),
+	}
+	var oldest time.Time
+	for _, t := range []time.Time{st.Event.OldestTime, st.Data.OldestTime} {
+		if !t.IsZero() && (oldest.IsZero() || t.Before(oldest)) {
+			oldest = t
 		}
 	}
-	return map[string]any{
-		"buffer": map[string]any{
-			"event_records": st.Event.Records,
-			"data_records":  st.Data.Records,
-			"bytes":         st.Bytes,
-			"dropped":       st.Dropped,
-		},
-		"devices":       devices,
-		"active_alarms": len(g.pipe.active()),
+	if !oldest.IsZero() {
+		age := max(time.Since(oldest).Seconds(), 0)
+		h.Buffer.OldestAgeS = &age
 	}
+	for i, l := range g.loops {
+		ls := l.Stats()
+		d := uplink.DeviceHealth{
+			Name: g.cfg.Devices[i].Name, State: string(ls.State), Polls: ls.Polls,
+			Failures: ls.Failures, TotalFailures: ls.TotalFailures, Overruns: ls.Overruns,
+			LastError: ls.LastError,
+		}
+		if !ls.LastGoodPoll.IsZero() {
+			d.LastGoodPoll = uplink.FormatTime(ls.LastGoodPoll)
+		}
+		h.Devices = append(h.Devices, d)
+	}
+	for _, a := range g.pipe.active() {
+		h.Alarms.Count(a.Level, a.Colour)
+	}
+	return h
 }
 
-func formatTime(t time.Time) string {
-	if t.IsZero() {
-		return ""
+// shortHash16 is the first 16 hex digits of the config hash: enough to
+// tell two configs apart on a dispatcher's screen.
+func shortHash16(h string) string {
+	if len(h) > 16 {
+		return h[:16]
 	}
-	return t.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+	return h
 }
 
 func shortHash(h string) string {

@@ -20,23 +20,35 @@ const tickEvery = 200 * time.Millisecond
 // to disk in pieces of a sensible size.
 const maxBatchSamples = 20000
 
-// pipeline is the single goroutine that owns the rules engine: it takes
-// samples from every device loop, evaluates them, and appends samples and
-// the events they caused to the buffer in one commit. While one commit is
-// on its way to disk the next samples queue up, so the batch size grows
-// with load and one fsync serves many samples.
+// pipeline is the single goroutine that owns the rules engine and the
+// interlocks: it takes samples from every device loop, evaluates them, and
+// hands samples and the events they caused to a committer goroutine that
+// appends them to the buffer in one commit. While one commit is on its way
+// to disk the next batch grows, so one fsync serves many samples, and
+// evaluation never waits for the disk (see run).
 type pipeline struct {
 	in     chan []model.Sample
 	engine *rules.Engine
 	buf    *buffer.Buffer
 	log    *slog.Logger
 
+	// append makes records durable: buf.Append (tests stall it).
+	append func(ctx context.Context, events []model.Event, samples []model.Sample) error
+
 	mu       sync.Mutex
 	snapshot []rules.ActiveAlarm
+
+	locks pipeLocks // interlocks and operator requests (interlocks.go)
+
+	latest latestValues // newest durable sample per tag, last commit (latest.go)
 }
 
 func newPipeline(engine *rules.Engine, buf *buffer.Buffer, log *slog.Logger) *pipeline {
-	return &pipeline{in: make(chan []model.Sample, 256), engine: engine, buf: buf, log: log}
+	p := &pipeline{in: make(chan []model.Sample, 256), engine: engine, buf: buf, log: log}
+	if buf != nil {
+		p.append = buf.Append
+	}
+	return p
 }
 
 // Submit hands one poll's samples to the pipeline. It blocks only while
@@ -50,32 +62,137 @@ func (p *pipeline) Submit(ctx context.Context, samples []model.Sample) error {
 	}
 }
 
+// maxPendingSamples bounds what evaluation may run ahead of a stalled
+// disk: beyond it the pipeline stops taking samples, and the device loops
+// wait in Submit, as they would for a full queue.
+const maxPendingSamples = 200000
+
+// batch is evaluated work on its way to disk, with the operator requests
+// to answer once it is durable.
+type batch struct {
+	events  []model.Event
+	samples []model.Sample
+	replies []pendingReply
+}
+
+type pendingReply struct {
+	done chan error
+	err  error
+}
+
+func (b *batch) empty() bool {
+	return len(b.events) == 0 && len(b.samples) == 0 && len(b.replies) == 0
+}
+
+// committed is a batch back from the committer, for reuse.
+type committed struct {
+	b   batch
+	err error
+}
+
 // run processes until ctx is done, then drains what is queued and returns.
+//
+// Evaluation and disk commits overlap: the loop evaluates every poll as
+// it arrives (alarms, interlocks; interlock writes are queued at once)
+// and gathers the results into the pending batch, which the committer
+// goroutine writes to the buffer in one commit while the loop goes on. So
+// a slow or stalled disk delays durability, never a trip; and while one
+// commit is on its way the next batch grows, so one fsync serves many
+// samples.
 func (p *pipeline) run(ctx context.Context) error {
 	ticker := time.NewTicker(tickEvery)
 	defer ticker.Stop()
+	toDisk := make(chan batch)
+	fromDisk := make(chan committed, 1)
+	go func() {
+		for b := range toDisk {
+			fromDisk <- committed{b, p.commit(b)}
+		}
+	}()
+	defer close(toDisk)
 	var (
-		samples []model.Sample
-		events  []model.Event
+		pend     batch // evaluated, not yet handed to the committer
+		spare    batch // buffers back from the committer
+		busy     bool  // the committer holds a batch
+		incoming []model.Sample
+		events   []model.Event
 	)
 	for {
-		samples, events = samples[:0], events[:0]
+		incoming, events = incoming[:0], events[:0]
+		var send chan<- batch
+		if !busy && !pend.empty() {
+			send = toDisk
+		}
+		in := p.in
+		if len(pend.samples) >= maxPendingSamples {
+			in = nil
+		}
 		select {
 		case <-ctx.Done():
-			return p.drain()
-		case s := <-p.in:
-			samples = append(samples, s...)
-			samples = p.take(samples)
+			if busy {
+				c := <-fromDisk
+				if c.err != nil {
+					return c.err
+				}
+			}
+			incoming = p.take(incoming)
+			p.evaluate(&pend, incoming, nil)
+			p.record(&pend, p.actionResults(nil))
+			return p.commit(pend)
+		case send <- pend:
+			busy = true
+			pend = batch{events: spare.events[:0], samples: spare.samples[:0], replies: spare.replies[:0]}
+			continue
+		case c := <-fromDisk:
+			busy = false
+			if c.err != nil {
+				return c.err
+			}
+			spare = c.b
+			continue
+		case s := <-in:
+			incoming = append(incoming, s...)
+			incoming = p.take(incoming)
 		case now := <-ticker.C:
 			events = p.engine.Tick(now.UTC(), events)
+			events = p.interlocks(nil, now.UTC(), events)
+		case <-p.actionsReady():
+			events = p.actionResults(events)
+		case req := <-p.operatorRequests():
+			evs, err := req.fn(time.Now().UTC())
+			events = append(events, evs...)
+			// The operator hears back once the event is durable.
+			pend.replies = append(pend.replies, pendingReply{req.done, err})
 		}
-		if len(samples) > 0 {
-			events = p.engine.Process(samples, events)
-		}
-		if err := p.commit(events, samples); err != nil {
-			return err
-		}
+		p.evaluate(&pend, incoming, events)
 	}
+}
+
+// evaluate runs the rules and interlocks on samples and adds them, the
+// events they caused and events (from a tick or a request) to b.
+func (p *pipeline) evaluate(b *batch, samples []model.Sample, events []model.Event) {
+	if len(samples) > 0 {
+		events = p.engine.Process(samples, events)
+		// Interlock commands leave here, before any commit.
+		events = p.interlocks(samples, time.Time{}, events)
+		b.samples = append(b.samples, samples...)
+	}
+	p.record(b, events)
+}
+
+// record adds events to b and makes them visible in the status at once.
+func (p *pipeline) record(b *batch, events []model.Event) {
+	if len(events) == 0 {
+		return
+	}
+	p.publishSnapshot()
+	if p.locks.engine != nil {
+		p.publishInterlocks()
+	}
+	for _, e := range events {
+		p.log.Info(e.Message, "kind", e.Kind, "tag", e.Tag, "level", e.Level)
+	}
+	b.events = append(b.events, events...)
 }
 
 // take appends whatever else is queued, without waiting.
@@ -91,33 +208,27 @@ func (p *pipeline) take(samples []model.Sample) []model.Sample {
 	return samples
 }
 
-func (p *pipeline) drain() error {
-	samples := p.take(nil)
-	if len(samples) == 0 {
-		return nil
-	}
-	events := p.engine.Process(samples, nil)
-	return p.commit(events, samples)
-}
-
-func (p *pipeline) commit(events []model.Event, samples []model.Sample) error {
-	if len(events) > 0 {
-		p.publishSnapshot()
-		for _, e := range events {
-			p.log.Info(e.Message, "kind", e.Kind, "tag", e.Tag, "level", e.Level)
+// commit appends b to the buffer and answers its operator requests.
+func (p *pipeline) commit(b batch) error {
+	var err error
+	if len(b.events) > 0 || len(b.samples) > 0 {
+		// The disk is local; the commit is not abandoned on shutdown, so a
+		// background context with a generous bound is right here.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err = p.append(ctx, b.events, b.samples)
+		cancel()
+		p.latest.note(b.samples, err)
+		if err != nil {
+			err = fmt.Errorf("append %d events and %d samples: %w", len(b.events), len(b.samples), err)
 		}
 	}
-	if len(events) == 0 && len(samples) == 0 {
-		return nil
+	for _, r := range b.replies {
+		if r.err == nil {
+			r.err = err
+		}
+		r.done <- r.err // buffered: never blocks
 	}
-	// The disk is local; the commit is not abandoned on shutdown, so a
-	// background context with a generous bound is right here.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := p.buf.Append(ctx, events, samples); err != nil {
-		return fmt.Errorf("append %d events and %d samples: %w", len(events), len(samples), err)
-	}
-	return nil
+	return err
 }
 
 func (p *pipeline) publishSnapshot() {

@@ -110,6 +110,20 @@ const (
 	Gap            EventKind = "gap"             // the buffer dropped records; Event.Gap says which
 	GatewayStarted EventKind = "gateway_started" // the gateway started (after a restart too)
 	GatewayStopped EventKind = "gateway_stopped" // orderly shutdown
+
+	// Alarm management and interlocks (rules, rules/interlock).
+	AlarmAcknowledged     EventKind = "alarm_acknowledged"      // an operator acknowledged an alarm; Who says who
+	InterlockTripped      EventKind = "interlock_tripped"       // an interlock's condition held for its delay; Values holds the inputs
+	InterlockAction       EventKind = "interlock_action"        // an interlock output was written and read back
+	InterlockActionFailed EventKind = "interlock_action_failed" // writing or reading back an output failed (an alarm)
+	InterlockReset        EventKind = "interlock_reset"         // an operator reset a tripped interlock
+	BypassOn              EventKind = "bypass_on"               // an interlock was bypassed; Reason and Until say why and how long
+	BypassOff             EventKind = "bypass_off"              // the bypass was removed by an operator
+	BypassExpired         EventKind = "bypass_expired"          // the bypass ran out by itself
+	AlarmFlood            EventKind = "alarm_flood"             // a device raised more alarms a minute than allowed; Values lists those summarised
+	AlarmShelved          EventKind = "alarm_shelved"           // an operator shelved an alarm until Until
+	AlarmUnshelved        EventKind = "alarm_unshelved"         // the shelving was removed by an operator
+	ShelveExpired         EventKind = "shelve_expired"          // the shelving ran out by itself
 )
 
 // Alarm levels.
@@ -133,6 +147,15 @@ type Event struct {
 	Reason  string    `json:"reason,omitempty"` // for faults and comm loss
 	Message string    `json:"message"`          // one readable line
 	Gap     *GapInfo  `json:"gap,omitempty"`    // for Kind == Gap
+
+	// Alarm management and interlocks; all optional.
+	Colour    string             `json:"colour,omitempty"`    // regulator colour of the alarm: red, orange, yellow, blue
+	Priority  int                `json:"priority,omitempty"`  // 1 (red) .. 4 (blue)
+	State     string             `json:"state,omitempty"`     // alarm state after the event (see docs/alarms.md)
+	Who       string             `json:"who,omitempty"`       // who acknowledged, reset or bypassed
+	Interlock string             `json:"interlock,omitempty"` // interlock name
+	Values    map[string]float64 `json:"values,omitempty"`    // interlock inputs at the trip
+	Until     *time.Time         `json:"until,omitempty"`     // bypass expiry
 }
 
 // GapInfo describes records the buffer dropped because it was full or too old.

@@ -17,10 +17,13 @@ func demoDevice(t *testing.T) config.Device {
 	if err != nil {
 		t.Fatalf("configs/demo.yaml does not load: %v", err)
 	}
-	if len(cfg.Devices) != 1 {
-		t.Fatalf("demo.yaml has %d devices, want 1", len(cfg.Devices))
+	for _, d := range cfg.Devices {
+		if d.Protocol == config.ProtocolModbusTCP {
+			return d
+		}
 	}
-	return cfg.Devices[0]
+	t.Fatal("demo.yaml has no modbus-tcp device")
+	return config.Device{}
 }
 
 // engineering turns a wire value of Values into the engineering value the
