@@ -60,6 +60,7 @@ func TestKilledGateway(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	t.Logf("kill timing seed %d", seed)
 	kills := killCount(t)
+	surelyStarted := 1 // the last, orderly run
 	for i := 0; i < kills; i++ {
 		cmd := start()
 		if i%5 == 4 {
@@ -69,6 +70,7 @@ func TestKilledGateway(t *testing.T) {
 		} else {
 			before := coll.max("data")
 			waitFor(t, 15*time.Second, fmt.Sprintf("data after start %d", i+1), func() bool { return coll.max("data") > before })
+			surelyStarted++ // it published data, so its start event was committed first
 			// Kill at a random moment while it polls, commits and publishes.
 			time.Sleep(time.Duration(rng.IntN(1000)) * time.Millisecond)
 		}
@@ -106,8 +108,11 @@ func TestKilledGateway(t *testing.T) {
 		}
 		t.Logf("%s: up to seq %d, %d duplicates", stream, coll.max(stream), coll.duplicates(stream))
 	}
-	if n := coll.kindCount("gateway_started"); n != kills+1 {
-		t.Errorf("gateway_started events: got %d, want %d (one per start)", n, kills+1)
+	// A kill in the first few milliseconds may come before the start event
+	// is committed; then that start left no trace, which is honest. Every
+	// start that published data must have its event, and none may be doubled.
+	if n := coll.kindCount("gateway_started"); n < surelyStarted || n > kills+1 {
+		t.Errorf("gateway_started events: got %d, want between %d (starts that published data) and %d (all starts)", n, surelyStarted, kills+1)
 	}
 	if n := coll.kindCount("gateway_stopped"); n != 1 {
 		t.Errorf("gateway_stopped events: got %d, want 1 (the orderly stop)", n)
