@@ -32,6 +32,13 @@ type BufferHealth struct {
 	Bytes        int64    `json:"bytes"`                  // stored record bytes, what max_bytes limits
 	OldestAgeS   *float64 `json:"oldest_age_s,omitempty"` // age of the oldest record; absent when empty
 	Dropped      uint64   `json:"dropped"`                // records dropped by the limits over the buffer file's life
+	// DataNextSeq and EventNextSeq are the numbers the next record of each
+	// stream will get: every lower number has been acknowledged by the
+	// broker, is still waiting in the buffer, or was reported by a gap
+	// event. A platform that holds far fewer has lost messages between the
+	// broker and itself (an ACL that silently drops, docs/uplink.md §1).
+	DataNextSeq  uint64 `json:"data_next_seq"`
+	EventNextSeq uint64 `json:"event_next_seq"`
 }
 
 // BrokerHealth is the uplink's connection.

@@ -63,7 +63,7 @@ func cmdWatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return exitFailure
 	}
 	if !r.OK() {
-		fmt.Fprintf(stderr, "hazgate watch: %d invalid payloads, unexplained gaps in %d streams\n", r.Invalid, len(r.Missing))
+		fmt.Fprintf(stderr, "hazgate watch: %d invalid payloads, unexplained gaps in %d streams, silent loss in %d streams\n", r.Invalid, len(r.Missing), len(r.SilentLoss))
 		return exitFailure
 	}
 	return exitOK

@@ -325,6 +325,8 @@ func (g *Gateway) health() uplink.Health {
 			DataRecords:  st.Data.Records,
 			Bytes:        st.Bytes,
 			Dropped:      st.Dropped,
+			DataNextSeq:  st.Data.NextSeq,
+			EventNextSeq: st.Event.NextSeq,
 		},
 		Clock: g.clock.Health(),
 	}

@@ -49,6 +49,10 @@ type Report struct {
 	// KnownGaps are ranges the gateways reported dropping, per
 	// "gateway/stream".
 	KnownGaps map[string][]Range
+	// SilentLoss are ranges a gateway's status says the broker
+	// acknowledged during the watch that never arrived here, per
+	// "gateway/stream"; filled by Finish.
+	SilentLoss map[string]Range
 }
 
 // Range is an inclusive range of sequence numbers.
@@ -63,7 +67,9 @@ func (r Range) String() string {
 
 // OK reports whether nothing is wrong: every payload valid and no
 // unexplained gap.
-func (r Report) OK() bool { return r.Invalid == 0 && len(r.Missing) == 0 }
+func (r Report) OK() bool {
+	return r.Invalid == 0 && len(r.Missing) == 0 && len(r.SilentLoss) == 0
+}
 
 // NewChecker prints to out (nil discards); with samples it prints every
 // reading, otherwise one line per data message.
@@ -240,6 +246,10 @@ func (c *Checker) status(m *uplink.StatusMessage, retained bool) {
 	var h uplink.Health
 	if len(m.Health) > 0 && json.Unmarshal(m.Health, &h) == nil {
 		a := h.Alarms
+		if m.State == "online" {
+			c.track(m.Gateway, "data").claim(claimedAcked(h.Buffer.DataNextSeq, h.Buffer.DataRecords))
+			c.track(m.Gateway, "event").claim(claimedAcked(h.Buffer.EventNextSeq, h.Buffer.EventRecords))
+		}
 		fmt.Fprintf(&b, ", buffer %d records, %d dropped, alarms %d (red %d orange %d yellow %d blue %d; hh %d h %d l %d ll %d roc %d dev %d fault %d), clock %s",
 			h.Buffer.Records, h.Buffer.Dropped, a.Active, a.Red, a.Orange, a.Yellow, a.Blue, a.HH, a.H, a.L, a.LL, a.Rate, a.Dev, a.Fault, h.Clock.State)
 		for _, d := range h.Devices {
@@ -250,6 +260,17 @@ func (c *Checker) status(m *uplink.StatusMessage, retained bool) {
 		}
 	}
 	c.printf("%s\n", b.String())
+}
+
+// claimedAcked is the highest sequence number a status message says has
+// left the buffer: next-1 minus what still waits. Records dropped by the
+// limits make it lower than the truth, never higher, so it cannot raise a
+// false alarm.
+func claimedAcked(next, waiting uint64) uint64 {
+	if next == 0 || next-1 < waiting {
+		return 0
+	}
+	return next - 1 - waiting
 }
 
 // Counts returns the counters so far (Missing is filled only by Finish).
@@ -273,6 +294,7 @@ func (c *Checker) Finish() Report {
 	})
 	r := c.report
 	r.Missing = map[string][]Range{}
+	r.SilentLoss = map[string]Range{}
 	for _, k := range keys {
 		t := c.streams[k]
 		name := k.gateway + "/" + k.stream
@@ -280,12 +302,16 @@ func (c *Checker) Finish() Report {
 			r.Missing[name] = miss
 			c.printf("GAP!     %s: never received and not reported as dropped: %s\n", name, summarize(miss))
 		}
+		if loss, ok := t.silentLoss(); ok {
+			r.SilentLoss[name] = loss
+			c.printf("LOST!    %s: the gateway says the broker acknowledged %s, never received here: a broker ACL that drops? (docs/uplink.md §1)\n", name, loss)
+		}
 		if t.received > 0 {
 			c.printf("SUMMARY  %s: %d..%d, %d received, %d duplicates\n", name, t.low, t.high, t.received, t.dups)
 		}
 	}
-	c.printf("SUMMARY  %d messages, %d invalid, %d samples, %d events (%d alarms), %d duplicates, %d unexplained gaps\n",
-		r.Messages, r.Invalid, r.Samples, r.Events, r.Alarms, r.Duplicates, len(r.Missing))
+	c.printf("SUMMARY  %d messages, %d invalid, %d samples, %d events (%d alarms), %d duplicates, %d unexplained gaps, %d streams with silent loss\n",
+		r.Messages, r.Invalid, r.Samples, r.Events, r.Alarms, r.Duplicates, len(r.Missing), len(r.SilentLoss))
 	return r
 }
 

@@ -20,6 +20,15 @@ func eventMsg(gw string, seq uint64, kind, extra string) []byte {
 	return fmt.Appendf(nil, `{"v":1,"gateway":%q,"enterprise":"E1","stream":"event","seq":%d,"kind":%q,"time":"2026-11-23T10:00:00.000Z","message":"m"%s}`, gw, seq, kind, extra)
 }
 
+// statusMsg is an online status whose buffer says the next data number is
+// next with waiting records still buffered.
+func statusMsg(gw string, next, waiting uint64) []byte {
+	return fmt.Appendf(nil, `{"v":1,"gateway":%q,"enterprise":"E1","state":"online","time":"2026-11-23T10:00:00.000Z","version":"dev","started_at":"2026-11-23T09:00:00.000Z","uptime_s":3600,"broker":"tcp://b:1883",`+
+		`"health":{"devices":[],"buffer":{"records":%d,"event_records":0,"data_records":%d,"bytes":0,"dropped":0,"data_next_seq":%d,"event_next_seq":1},`+
+		`"broker":{"connected":true,"reconnects":0,"connect_failures":0,"in_flight":0},"alarms":{"active":0,"hh":0,"h":0,"l":0,"ll":0,"roc":0,"dev":0,"fault":0,"red":0,"orange":0,"yellow":0,"blue":0},"clock":{"state":"ok","jumps":0}}}`,
+		gw, waiting, waiting, next)
+}
+
 func TestCheckerSequencesAndSchemas(t *testing.T) {
 	cases := []struct {
 		name    string
@@ -65,6 +74,26 @@ func TestCheckerSequencesAndSchemas(t *testing.T) {
 				{"hazgate/g1/event", string(eventMsg("g1", 7, "gateway_started", ""))},
 			},
 			ok: true, dups: 1, missing: "map[]",
+		},
+		{
+			// A broker ACL that acknowledges and drops (docs/uplink.md §1):
+			// the gateway's buffer empties, nothing arrives.
+			name: "status says acknowledged, nothing arrived",
+			msgs: [][2]string{
+				{"hazgate/g1/data", string(dataMsg("g1", 1, 2))},
+				{"hazgate/g1/status", string(statusMsg("g1", 3, 0))},
+				{"hazgate/g1/status", string(statusMsg("g1", 40, 5))},
+			},
+			ok: false, missing: "map[]", printed: "LOST!    g1/data: the gateway says the broker acknowledged 3..34",
+		},
+		{
+			name: "status claims covered by what arrived, or still buffered",
+			msgs: [][2]string{
+				{"hazgate/g1/status", string(statusMsg("g1", 3, 2))},
+				{"hazgate/g1/data", string(dataMsg("g1", 1, 2, 3, 4))},
+				{"hazgate/g1/status", string(statusMsg("g1", 20, 15))},
+			},
+			ok: true, missing: "map[]", printed: "SUMMARY",
 		},
 		{
 			name: "invalid payload",

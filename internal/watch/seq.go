@@ -14,6 +14,33 @@ type seqTrack struct {
 	low, high uint64 // lowest and highest number received; 0 = none yet
 	received  uint64
 	dups      uint64
+	// firstClaim and lastClaim are what the gateway's status messages said
+	// the broker had acknowledged on this stream (see claimedAcked), at
+	// the first and the latest status seen; 0 = no status yet.
+	firstClaim, lastClaim uint64
+	claims                int
+}
+
+// claim records an acknowledged-through number from a status message.
+func (t *seqTrack) claim(acked uint64) {
+	if t.claims == 0 {
+		t.firstClaim = acked
+	}
+	t.lastClaim = acked
+	t.claims++
+}
+
+// silentLoss reports the range the gateway says the broker acknowledged
+// during the watch but that never reached us: the signature of a broker
+// that acknowledges and drops (an ACL under MQTT 3.1.1, docs/uplink.md §1).
+// Only numbers acknowledged after the first status count, because the
+// watch may have started after the earlier ones were delivered.
+func (t *seqTrack) silentLoss() (Range, bool) {
+	if t.claims < 2 || t.lastClaim <= t.firstClaim || t.high >= t.lastClaim {
+		return Range{}, false
+	}
+	from := max(t.firstClaim, t.high) + 1
+	return Range{from, t.lastClaim}, true
 }
 
 func newSeqTrack() *seqTrack { return &seqTrack{seen: make(map[uint64]bool)} }
