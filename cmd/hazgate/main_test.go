@@ -72,3 +72,35 @@ func TestDemoRunsAndStops(t *testing.T) {
 		}
 	}
 }
+
+// TestRunUnusableDataDir: a data directory that cannot be made stops the
+// gateway at once with exit 1 and a message naming it (docs/operator-guide.md
+// §7): no half-started gateway that claims to buffer what it cannot.
+func TestRunUnusableDataDir(t *testing.T) {
+	dir := t.TempDir()
+	blocker := filepath.Join(dir, "not-a-dir")
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	demo, err := os.ReadFile("../../configs/demo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const anchor = "data_dir: ./demo-data"
+	if !bytes.Contains(demo, []byte(anchor)) {
+		t.Fatalf("configs/demo.yaml no longer contains %q; update this test", anchor)
+	}
+	dataDir := filepath.Join(blocker, "data")
+	cfg := filepath.Join(dir, "plant.yaml")
+	if err := os.WriteFile(cfg, bytes.Replace(demo, []byte(anchor), []byte("data_dir: "+dataDir), 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	code := run([]string{"run", "-c", cfg, "--log-level", "error"}, &out, &errOut)
+	if code != exitFailure {
+		t.Errorf("exit %d, want %d", code, exitFailure)
+	}
+	if !strings.Contains(errOut.String(), blocker) || !strings.Contains(errOut.String(), "data directory") {
+		t.Errorf("stderr does not name the data directory:\n%s", errOut.String())
+	}
+}

@@ -62,10 +62,18 @@ func (p *pipeline) Submit(ctx context.Context, samples []model.Sample) error {
 	}
 }
 
-// maxPendingSamples bounds what evaluation may run ahead of a stalled
-// disk: beyond it the pipeline stops taking samples, and the device loops
-// wait in Submit, as they would for a full queue.
-const maxPendingSamples = 200000
+// maxPendingSamples and maxPendingEvents bound what is held in memory
+// while the disk is stalled or failing. Beyond them the oldest are dropped
+// and counted (storageTrouble), never the intake: the device loops keep
+// polling and the rules and interlocks keep seeing every new value, which
+// matters more on a plant than keeping old telemetry.
+const (
+	maxPendingSamples = 200000
+	maxPendingEvents  = 100000
+)
+
+// retryCommitEvery is how often a failed commit is tried again.
+const retryCommitEvery = time.Second
 
 // batch is evaluated work on its way to disk, with the operator requests
 // to answer once it is durable.
@@ -106,7 +114,8 @@ func (p *pipeline) run(ctx context.Context) error {
 	fromDisk := make(chan committed, 1)
 	go func() {
 		for b := range toDisk {
-			fromDisk <- committed{b, p.commit(b)}
+			err := p.commit(&b)
+			fromDisk <- committed{b, err}
 		}
 	}()
 	defer close(toDisk)
@@ -114,31 +123,27 @@ func (p *pipeline) run(ctx context.Context) error {
 		pend     batch // evaluated, not yet handed to the committer
 		spare    batch // buffers back from the committer
 		busy     bool  // the committer holds a batch
+		trouble  storageTrouble
 		incoming []model.Sample
 		events   []model.Event
 	)
 	for {
 		incoming, events = incoming[:0], events[:0]
 		var send chan<- batch
-		if !busy && !pend.empty() {
+		if !busy && !pend.empty() && !time.Now().Before(trouble.retryAt) {
 			send = toDisk
-		}
-		in := p.in
-		if len(pend.samples) >= maxPendingSamples {
-			in = nil
 		}
 		select {
 		case <-ctx.Done():
 			if busy {
-				c := <-fromDisk
-				if c.err != nil {
-					return c.err
+				if c := <-fromDisk; c.err != nil {
+					pend = requeue(c.b, pend)
 				}
 			}
 			incoming = p.take(incoming)
 			p.evaluate(&pend, incoming, nil)
 			p.record(&pend, p.actionResults(nil))
-			return p.commit(pend)
+			return p.commit(&pend)
 		case send <- pend:
 			busy = true
 			pend = batch{events: spare.events[:0], samples: spare.samples[:0], replies: spare.replies[:0]}
@@ -146,11 +151,24 @@ func (p *pipeline) run(ctx context.Context) error {
 		case c := <-fromDisk:
 			busy = false
 			if c.err != nil {
-				return c.err
+				// The disk failed (read-only, I/O error, full file
+				// system). Keep the batch, keep evaluating, try again.
+				pend = requeue(c.b, pend)
+				spare = batch{}
+				if ev, first := trouble.failed(time.Now(), c.err); first {
+					p.log.Error("buffer commit failed: rules and interlocks keep running, records are held in memory and retried", "err", c.err)
+					p.record(&pend, []model.Event{ev})
+				}
+				p.bound(&pend, &trouble)
+				continue
 			}
 			spare = c.b
+			if ev, ok := trouble.recovered(time.Now()); ok {
+				p.log.Warn(ev.Message)
+				p.record(&pend, []model.Event{ev})
+			}
 			continue
-		case s := <-in:
+		case s := <-p.in:
 			incoming = append(incoming, s...)
 			incoming = p.take(incoming)
 		case now := <-ticker.C:
@@ -165,6 +183,30 @@ func (p *pipeline) run(ctx context.Context) error {
 			pend.replies = append(pend.replies, pendingReply{req.done, err})
 		}
 		p.evaluate(&pend, incoming, events)
+		p.bound(&pend, &trouble)
+	}
+}
+
+// requeue puts a batch whose commit failed back in front of what was
+// evaluated since, keeping acquisition order. Its operator requests were
+// already answered with the error.
+func requeue(failed, pend batch) batch {
+	return batch{
+		events:  append(failed.events, pend.events...),
+		samples: append(failed.samples, pend.samples...),
+		replies: pend.replies,
+	}
+}
+
+// bound drops the oldest held records beyond the limits and counts them.
+func (p *pipeline) bound(b *batch, t *storageTrouble) {
+	if n := len(b.samples) - maxPendingSamples; n > 0 {
+		t.dropSamples(b.samples[:n])
+		b.samples = append(b.samples[:0], b.samples[n:]...)
+	}
+	if n := len(b.events) - maxPendingEvents; n > 0 {
+		t.droppedEvents += uint64(n)
+		b.events = append(b.events[:0], b.events[n:]...)
 	}
 }
 
@@ -209,7 +251,7 @@ func (p *pipeline) take(samples []model.Sample) []model.Sample {
 }
 
 // commit appends b to the buffer and answers its operator requests.
-func (p *pipeline) commit(b batch) error {
+func (p *pipeline) commit(b *batch) error {
 	var err error
 	if len(b.events) > 0 || len(b.samples) > 0 {
 		// The disk is local; the commit is not abandoned on shutdown, so a
@@ -228,6 +270,9 @@ func (p *pipeline) commit(b batch) error {
 		}
 		r.done <- r.err // buffered: never blocks
 	}
+	// Answered now, whatever the outcome: a retried batch must not
+	// answer twice.
+	b.replies = b.replies[:0]
 	return err
 }
 

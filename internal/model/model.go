@@ -124,6 +124,10 @@ const (
 	AlarmShelved          EventKind = "alarm_shelved"           // an operator shelved an alarm until Until
 	AlarmUnshelved        EventKind = "alarm_unshelved"         // the shelving was removed by an operator
 	ShelveExpired         EventKind = "shelve_expired"          // the shelving ran out by itself
+
+	// The gateway's own storage (internal/gateway).
+	StorageFault    EventKind = "storage_fault"    // the buffer could not be written; Reason says why. Rules and interlocks keep running
+	StorageRestored EventKind = "storage_restored" // the buffer is writable again; Message says what could not be kept meanwhile
 )
 
 // Alarm levels.
