@@ -109,8 +109,27 @@ type Buffer struct {
 	commits atomic.Uint64
 	w       writer // owned by the writer goroutine
 
+	// ageAllowance (nanoseconds) lengthens the age limit by the forward
+	// steps of the wall clock seen since the data stream was last empty
+	// (ClockStepped): records stamped before such a step look older than
+	// they are, and must not be dropped for it.
+	ageAllowance atomic.Int64
+
 	closeOnce sync.Once
 	closeErr  error
+}
+
+// ClockStepped tells the buffer that the wall clock jumped by offset
+// (positive: forward), as uplink.ClockMonitor detects. A forward step of a
+// day would otherwise make a 24 h age limit drop the whole backlog as "too
+// old" although nothing aged; so the age limit is lengthened by every
+// forward step until the data stream next runs empty. Records stored after
+// the step may be kept that much longer, which the byte limit still bounds.
+// Backward steps need nothing: records only look younger.
+func (b *Buffer) ClockStepped(offset time.Duration) {
+	if offset > 0 {
+		b.ageAllowance.Add(int64(offset))
+	}
 }
 
 type appendReq struct {

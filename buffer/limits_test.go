@@ -2,6 +2,7 @@ package buffer
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -246,4 +247,47 @@ func TestFileSizeCeilingDropsTelemetry(t *testing.T) {
 		t.Fatal("kept data not contiguous up to the newest")
 	}
 	t.Logf("file %d bytes, kept %d records, dropped %d", st.FileSize, st.Data.Records, st.Data.Dropped)
+}
+
+// TestClockStepForwardDoesNotAgeTheBacklog: the wall clock jumps a day
+// ahead (an NTP correction on a box that booted with a wrong clock). The
+// backlog stamped before the jump did not age, and the buffer must not drop
+// it as too old; nor may the step reorder anything. A step back needs no
+// allowance. Once the data stream runs empty, the allowance ends.
+func TestClockStepForwardDoesNotAgeTheBacklog(t *testing.T) {
+	clock := &fakeClock{now: t0}
+	b := openT(t, filepath.Join(t.TempDir(), "buf.db"), Options{MaxAge: 24 * time.Hour, Now: clock.Now})
+	before := mkSamples(100, 1, t0)
+	appendT(t, b, nil, before)
+
+	// Back one hour: records stamped earlier than the ones before them.
+	clock.Set(t0.Add(-time.Hour))
+	b.ClockStepped(-time.Hour)
+	appendT(t, b, nil, mkSamples(100, 1, t0.Add(-time.Hour)))
+	// Forward one day.
+	clock.Set(t0.Add(25 * time.Hour))
+	b.ClockStepped(25 * time.Hour)
+	appendT(t, b, nil, mkSamples(100, 1, t0.Add(25*time.Hour)))
+
+	data := readAll(t, b, model.StreamData)
+	if !equalSeqs(seqs(data), seqRange(1, 300)) {
+		t.Fatalf("after the steps the buffer holds %v, want 1..300 in order", summarizeSeqs(seqs(data)))
+	}
+	if st := b.Stats(); st.Data.Dropped != 0 {
+		t.Fatalf("%d records dropped by a clock step", st.Data.Dropped)
+	}
+
+	// Without the allowance (data stream emptied) the age limit is the
+	// plain one again.
+	b.Ack(model.StreamData, 1, 300)
+	waitFor(t, "empty data stream", func() bool { return b.Stats().Data.Records == 0 })
+	appendT(t, b, nil, mkSamples(10, 1, t0)) // stamped 25 h ago by the clock now
+	waitFor(t, "age drop after the allowance ended", func() bool { return b.Stats().Data.Dropped == 10 })
+}
+
+func summarizeSeqs(s []uint64) string {
+	if len(s) == 0 {
+		return "nothing"
+	}
+	return fmt.Sprintf("%d records, %d..%d", len(s), s[0], s[len(s)-1])
 }

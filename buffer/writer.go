@@ -206,7 +206,7 @@ func (b *Buffer) apply(tx *bolt.Tx, st *state, bt *batch) (int, error) {
 
 	now := b.opts.Now()
 	if b.opts.MaxAge > 0 {
-		cutoff := now.Add(-b.opts.MaxAge)
+		cutoff := now.Add(-b.opts.MaxAge - time.Duration(b.ageAllowance.Load()))
 		g, err := dropOldest(bk[model.StreamData], model.StreamData, st, CauseAgeLimit, func(t time.Time, ok bool) bool {
 			return ok && !t.Before(cutoff)
 		})
@@ -249,6 +249,10 @@ func (b *Buffer) apply(tx *bolt.Tx, st *state, bt *batch) (int, error) {
 			return 0, err
 		}
 		added += n
+	}
+	if st.count[model.StreamData] == 0 {
+		// Nothing stamped before a past clock step is left.
+		b.ageAllowance.Store(0)
 	}
 	return added, writeState(meta, st, &b.w.scratch)
 }

@@ -258,6 +258,7 @@ func (g *Gateway) drainEvents() {
 // keep their sequence order; only their acquisition times around the jump
 // are off, which the dispatcher must know.
 func (g *Gateway) recordClockJump(j uplink.ClockJump) {
+	g.buf.ClockStepped(j.Offset)
 	ev := model.Event{
 		Kind: model.EventKind("clock_jump"), Time: j.At.UTC(), Reason: "wall clock stepped",
 		Message: fmt.Sprintf("the gateway's wall clock jumped by %+.3f s against its monotonic clock; acquisition times around %s are off by that much", j.Offset.Seconds(), uplink.FormatTime(j.At)),
