@@ -30,9 +30,10 @@ import (
 //  3. body names this gateway, the command of the topic, payload version 1;
 //  4. body's time is within the window of the gateway's clock;
 //  5. body's nonce was not accepted before (nonces are remembered for as
-//     long as their command's time is inside the window, in memory only:
-//     after a restart a command captured in the last window could be
-//     replayed once more; see docs/uplink.md §7.4);
+//     long as their command's time is inside the window, in memory only;
+//     so that a restart, which forgets them, opens no door to a replay,
+//     a command issued before this process started is refused as stale;
+//     see docs/uplink.md §7.2);
 //  6. the config allows the command.
 
 // AlarmAcker acknowledges alarms on behalf of a remote operator.
@@ -142,6 +143,7 @@ type commander struct {
 	nonces  map[string]time.Time // nonce -> when it may be forgotten
 	gateway string
 	now     func() time.Time
+	started time.Time // commands issued before are refused: their nonces are forgotten
 
 	// Refusals are recorded at most refusalBurst at once and then one per
 	// refusalEvery, so that a flood of junk on the command topic cannot
@@ -182,6 +184,7 @@ func newCommander(cfg *config.Config, opts CommandOptions) (*commander, error) {
 	return &commander{
 		key: key, allow: cc.Allow, window: orDur(cc.Window, time.Duration(config.DefaultCommandWindow)),
 		opts: opts, nonces: make(map[string]time.Time), gateway: cfg.Gateway.ID, now: time.Now,
+		started: time.Now(),
 	}, nil
 }
 
@@ -243,6 +246,12 @@ func (c *commander) authorize(name string, payload []byte) verdict {
 	now := c.now()
 	if d := now.Sub(at); d > c.window || d < -c.window {
 		return refused(CodeStale, "command time %s is %s from the gateway's clock; the window is ±%s", body.Time, d.Round(time.Millisecond), c.window)
+	}
+	if at.Before(c.started) {
+		// Nonces live in memory; this process has not seen the ones
+		// accepted before it started. Refusing what was issued before the
+		// start makes a captured command useless after a restart.
+		return refused(CodeStale, "command time %s is before this gateway process started (%s); issue it again", body.Time, c.started.UTC().Format(time.RFC3339Nano))
 	}
 	for n, until := range c.nonces {
 		if now.After(until) {

@@ -292,3 +292,42 @@ func TestRefusalFloodIsBounded(t *testing.T) {
 		t.Fatalf("%d events, last %q", len(events), last)
 	}
 }
+
+// TestReplayAfterRestartRefused: nonces live in memory, so a restart
+// forgets them; a command captured on the network and replayed right after
+// a restart must still be refused, because it was issued before the new
+// process started.
+func TestReplayAfterRestartRefused(t *testing.T) {
+	issued := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	newCommander := func(start time.Time, now *time.Time) *commander {
+		return &commander{key: []byte(testKey), gateway: "gw-01", window: 2 * time.Minute, nonces: map[string]time.Time{},
+			allow: []string{"status"}, started: start, now: func() time.Time { return *now },
+			opts: CommandOptions{Record: func(model.Event) error { return nil }}}
+	}
+	b := body("status", "")
+	b.Time = issued.Format(time.RFC3339Nano)
+	captured := sign(t, testKey, b)
+
+	now := issued.Add(time.Second)
+	first := newCommander(issued.Add(-time.Hour), &now)
+	if v := first.authorize("status", captured); v.result != "ok" {
+		t.Fatalf("the original command: %+v", v)
+	}
+	if v := first.authorize("status", captured); v.code != CodeReplayedNonce {
+		t.Fatalf("replay to the same process: %+v", v)
+	}
+	// The gateway restarts 20 s later; the replay comes 10 s after that,
+	// well inside the 2 min window.
+	now = issued.Add(30 * time.Second)
+	second := newCommander(issued.Add(20*time.Second), &now)
+	v := second.authorize("status", captured)
+	if v.result != "refused" || v.code != CodeStale || !strings.Contains(v.message, "before this gateway process started") {
+		t.Fatalf("replay after a restart: %+v", v)
+	}
+	// A fresh command after the restart goes through.
+	fresh := body("status", "")
+	fresh.Time = now.Format(time.RFC3339Nano)
+	if v := second.authorize("status", sign(t, testKey, fresh)); v.result != "ok" {
+		t.Fatalf("fresh command after the restart: %+v", v)
+	}
+}
