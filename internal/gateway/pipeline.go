@@ -63,13 +63,17 @@ func (p *pipeline) Submit(ctx context.Context, samples []model.Sample) error {
 }
 
 // maxPendingSamples and maxPendingEvents bound what is held in memory
-// while the disk is stalled or failing. Beyond them the oldest are dropped
-// and counted (storageTrouble), never the intake: the device loops keep
-// polling and the rules and interlocks keep seeing every new value, which
-// matters more on a plant than keeping old telemetry.
+// while the disk is behind. A healthy disk that is merely slower than a
+// burst gets back-pressure: the pipeline stops taking samples and the
+// device loops wait in Submit, losing nothing, for at most stallAfter.
+// A disk that fails, or stalls longer, gets the other treatment: intake
+// goes on, the oldest held records are dropped and counted
+// (storageTrouble), so the rules and interlocks keep seeing every new
+// value, which matters more on a plant than keeping old telemetry.
 const (
 	maxPendingSamples = 200000
 	maxPendingEvents  = 100000
+	stallAfter        = 5 * time.Second
 )
 
 // retryCommitEvery is how often a failed commit is tried again.
@@ -123,6 +127,7 @@ func (p *pipeline) run(ctx context.Context) error {
 		pend     batch // evaluated, not yet handed to the committer
 		spare    batch // buffers back from the committer
 		busy     bool  // the committer holds a batch
+		busyAt   time.Time
 		trouble  storageTrouble
 		incoming []model.Sample
 		events   []model.Event
@@ -132,6 +137,14 @@ func (p *pipeline) run(ctx context.Context) error {
 		var send chan<- batch
 		if !busy && !pend.empty() && !time.Now().Before(trouble.retryAt) {
 			send = toDisk
+		}
+		// A failed disk, or one stuck on a commit for stallAfter, is in
+		// trouble: keep taking samples and let bound drop the oldest.
+		// Otherwise the disk is only behind: back-pressure, nothing lost.
+		inTrouble := !trouble.since.IsZero() || (busy && time.Since(busyAt) >= stallAfter)
+		in := p.in
+		if len(pend.samples) >= maxPendingSamples && !inTrouble {
+			in = nil
 		}
 		select {
 		case <-ctx.Done():
@@ -145,7 +158,7 @@ func (p *pipeline) run(ctx context.Context) error {
 			p.record(&pend, p.actionResults(nil))
 			return p.commit(&pend)
 		case send <- pend:
-			busy = true
+			busy, busyAt = true, time.Now()
 			pend = batch{events: spare.events[:0], samples: spare.samples[:0], replies: spare.replies[:0]}
 			continue
 		case c := <-fromDisk:
@@ -168,7 +181,7 @@ func (p *pipeline) run(ctx context.Context) error {
 				p.record(&pend, []model.Event{ev})
 			}
 			continue
-		case s := <-p.in:
+		case s := <-in:
 			incoming = append(incoming, s...)
 			incoming = p.take(incoming)
 		case now := <-ticker.C:
@@ -183,7 +196,9 @@ func (p *pipeline) run(ctx context.Context) error {
 			pend.replies = append(pend.replies, pendingReply{req.done, err})
 		}
 		p.evaluate(&pend, incoming, events)
-		p.bound(&pend, &trouble)
+		if inTrouble {
+			p.bound(&pend, &trouble)
+		}
 	}
 }
 
