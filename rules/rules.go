@@ -216,7 +216,14 @@ func New(cfg *config.Config) *Engine {
 	if cfg == nil {
 		return e
 	}
-	var partners []string
+	// Sized once: a tag's state is large, and growing the slice by
+	// doubling would copy 50,000 of them several times at start.
+	n := 0
+	for _, dev := range cfg.Devices {
+		n += len(dev.Tags)
+	}
+	e.tags = make([]tagState, 0, n)
+	partners := make([]string, 0, n)
 	for _, dev := range cfg.Devices {
 		if _, dup := e.floodOf[dev.Name]; !dup {
 			e.floodOf[dev.Name] = len(e.floods)

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"hazgate/internal/model"
@@ -181,7 +182,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 // in one process (tests) never share metrics.
 func (s *Server) metricsHandler() http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newCollector(s.src))
+	// The Go runtime's and the process's own series (heap, GC, goroutines,
+	// RSS, open files) are what an integrator needs to size a box.
+	reg.MustRegister(newCollector(s.src), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog:      slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		ErrorHandling: promhttp.ContinueOnError,
