@@ -3,6 +3,7 @@ package web_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -88,4 +89,49 @@ func TestBrowserRefreshes(t *testing.T) {
 	if !strings.Contains(dom, "refreshes every 2 s") {
 		t.Errorf("a refresh failed: the header says so")
 	}
+}
+
+// TestBrowserAck: in a real browser, an operator types a name and clicks
+// Acknowledge on the high-high alarm the simulated plant's overfill
+// raised; the row then shows the alarm acknowledged by "local:<name>"
+// without a reload, the gateway's state changed, and the platform's
+// broker received the alarm_acknowledged event with who, valid against
+// the event schema.
+func TestBrowserAck(t *testing.T) {
+	chromium := interop.Require(t, "chromium")[0]
+	r := startRig(t, false, "")
+	ev := watchEvents(t, r.broker)
+	if err := r.plant.Set("LT-101", 19.0); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "LT-101 hh active and unacknowledged", func() bool {
+		a, ok := alarmOf(apiAlarms(t, r.url), "LT-101", "hh")
+		return ok && a.State == "active_unacked"
+	})
+	b := startBrowser(t, chromium, r.url+"?lang=en")
+	row := `#alarms tr[data-tag="LT-101"][data-level="hh"]`
+	button := row + ` button[data-op="ack"]`
+	b.waitJS(60*time.Second, "the page to show the Acknowledge button of LT-101 hh",
+		fmt.Sprintf(`!!document.querySelector(%q)`, button))
+	var state string
+	b.eval(fmt.Sprintf(`document.querySelector(%q).textContent`, row+" .al-state"), &state)
+	if state != "active, unacknowledged" {
+		t.Fatalf("before the click the row says %q", state)
+	}
+	b.typeText("#op-name", "张三")
+	b.click(button)
+	b.waitJS(30*time.Second, "the row to show LT-101 hh acknowledged by local:张三", fmt.Sprintf(`(() => {
+		const r = document.querySelector(%q);
+		return !!r && r.querySelector(".al-state").textContent === "active, acknowledged" &&
+			r.querySelector(".acked").textContent.startsWith("local:张三") && !r.querySelector("button[data-op=ack]");
+	})()`, row))
+	var result string
+	b.eval(`document.getElementById("op-result").textContent`, &result)
+	if !strings.HasPrefix(result, "Done:") || !strings.Contains(result, "local:张三") {
+		t.Errorf("the page reports %q", result)
+	}
+	if a, _ := alarmOf(apiAlarms(t, r.url), "LT-101", "hh"); a.State != "active_acked" || a.AckedBy != "local:张三" {
+		t.Errorf("the gateway holds %+v", a)
+	}
+	ev.wait(map[string]any{"kind": "alarm_acknowledged", "tag": "LT-101", "level": "hh", "who": "local:张三"})
 }

@@ -274,7 +274,7 @@ func TestPageButtons(t *testing.T) {
 			t.Errorf("zh page lacks %s", want)
 		}
 	}
-	for _, not := range []string{`data-tag="GT-201" data-level`, `data-op="reset" data-name="IL-102"`, `data-op="bypass" data-name="IL-102"`} {
+	for _, not := range []string{`data-op="ack" data-tag="GT-201"`, `data-op="reset" data-name="IL-102"`, `data-op="bypass" data-name="IL-102"`} {
 		if strings.Contains(zh, not) {
 			t.Errorf("zh page has %s", not)
 		}
