@@ -76,6 +76,10 @@ func commands() map[string]command {
 		"modbus": cmdModbus,
 		"buffer": cmdBuffer,
 		"opcua":  cmdOPCUA,
+
+		// operator actions through the running gateway's local API (cmd_operate.go)
+		"alarm":     cmdAlarm,
+		"interlock": cmdInterlock,
 	}
 }
 
@@ -89,6 +93,8 @@ Usage:
   hazgate watch --broker URL [--gateway ID] [--for DURATION]   check a gateway's uplink as the platform sees it
   hazgate modbus read (--tcp|--rtu-tcp HOST:PORT | --rtu DEVICE --baud N) --unit U --addr A [--count N --type T --order O]
                                                      read registers on site, no config needed (docs/modbus.md)
+  hazgate alarm list|ack TAG[:LEVEL] --by NAME [-c FILE]   the running gateway's alarms; acknowledge one
+  hazgate interlock list|reset|bypass|unbypass NAME --by NAME [--for 30m --reason TEXT] [-c FILE]
   hazgate version
 `)
 }
