@@ -31,6 +31,8 @@ import (
 //
 //	hazgate alarm list [-c FILE] [--json]
 //	hazgate alarm ack TAG[:LEVEL] --by NAME [-c FILE]
+//	hazgate alarm shelve TAG:LEVEL [--for 1h] --reason TEXT --by NAME [-c FILE]
+//	hazgate alarm unshelve TAG:LEVEL --by NAME [-c FILE]
 //	hazgate interlock list [-c FILE] [--json]
 //	hazgate interlock reset NAME --by NAME [-c FILE]
 //	hazgate interlock bypass NAME [--for 30m] --reason TEXT --by NAME [-c FILE]
@@ -38,7 +40,9 @@ import (
 
 const alarmUsage = `usage: hazgate alarm list [-c FILE] [--url URL] [--json]
        hazgate alarm ack TAG[:LEVEL] --by NAME [-c FILE] [--url URL]
-LEVEL is hh, h, l, ll, roc, dev or fault; without it every unacknowledged level of TAG is acknowledged.`
+       hazgate alarm shelve TAG:LEVEL [--for 1h] --reason TEXT --by NAME [-c FILE] [--url URL]
+       hazgate alarm unshelve TAG:LEVEL --by NAME [-c FILE] [--url URL]
+LEVEL is hh, h, l, ll, roc, dev or fault; without it ack acknowledges every unacknowledged level of TAG.`
 
 const interlockUsage = `usage: hazgate interlock list [-c FILE] [--url URL] [--json]
        hazgate interlock reset NAME --by NAME [-c FILE] [--url URL]
@@ -81,7 +85,7 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 func cmdAlarm(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || (args[0] != "list" && args[0] != "ack") {
+	if len(args) == 0 || !slices.Contains([]string{"list", "ack", "shelve", "unshelve"}, args[0]) {
 		fmt.Fprintln(stderr, alarmUsage)
 		return exitUsage
 	}
@@ -89,7 +93,9 @@ func cmdAlarm(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs := flag.NewFlagSet("alarm "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o opFlags
-	o.register(fs, sub == "ack")
+	o.register(fs, sub != "list")
+	forD := fs.Duration("for", time.Hour, "shelve: how long (at most 12h)")
+	reason := fs.String("reason", "", "shelve: why (required)")
 	pos, err := parseInterleaved(fs, args[1:])
 	if err != nil {
 		return exitUsage
@@ -134,8 +140,28 @@ func cmdAlarm(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return exitUsage
 	}
 	if strings.TrimSpace(o.by) == "" {
-		fmt.Fprintf(stderr, "%s: --by NAME is required: the acknowledgement is recorded with who made it\n", prog)
+		fmt.Fprintf(stderr, "%s: --by NAME is required: the action is recorded with who made it\n", prog)
 		return exitUsage
+	}
+	if sub != "ack" && level == "" {
+		fmt.Fprintf(stderr, "%s: name the alarm as TAG:LEVEL, such as LT-101:hh\n", prog)
+		return exitUsage
+	}
+	switch sub {
+	case "shelve":
+		if *forD <= 0 {
+			fmt.Fprintf(stderr, "%s: --for %s: give a positive duration such as 30m or 2h\n", prog, *forD)
+			return exitUsage
+		}
+		if strings.TrimSpace(*reason) == "" {
+			fmt.Fprintf(stderr, "%s: --reason TEXT is required: a shelving is reported with its reason\n", prog)
+			return exitUsage
+		}
+		return o.act(ctx, prog, "api/alarms/shelve", web.ActionRequest{Tag: tag, Level: level, For: forD.String(), Reason: *reason, By: o.by},
+			fmt.Sprintf("%s %s shelved for %s (until %s)", tag, level, *forD, time.Now().Add(*forD).Format("15:04")), stdout, stderr)
+	case "unshelve":
+		return o.act(ctx, prog, "api/alarms/unshelve", web.ActionRequest{Tag: tag, Level: level, By: o.by},
+			tag+" "+level+" unshelved", stdout, stderr)
 	}
 	what := tag
 	if level != "" {

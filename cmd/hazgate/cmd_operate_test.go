@@ -241,6 +241,22 @@ func TestOperatorCommands(t *testing.T) {
 	if code != exitFailure || !strings.Contains(errOut, "refused: ack LT-101 hh: no unacknowledged alarm") {
 		t.Errorf("second ack: exit %d: %s", code, errOut)
 	}
+	out, errOut, code = runCLI("alarm", "shelve", "LT-101:h", "--reason", "液位计校验", "--by", "张三", "-c", cfg)
+	if code != exitOK || !strings.Contains(out, "LT-101 h shelved for 1h0m0s") || !strings.Contains(out, "by engineer:张三") {
+		t.Fatalf("alarm shelve: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	out, _, _ = runCLI("alarm", "list", "-c", cfg)
+	if !regexpLine(out, "LT-101", " h ", "shelved by engineer:张三 until") {
+		t.Errorf("alarm list after the shelving:\n%s", out)
+	}
+	_, errOut, code = runCLI("alarm", "shelve", "LT-101:h", "--for", "13h", "--reason", "x", "--by", "张三", "-c", cfg)
+	if code != exitFailure || !strings.Contains(errOut, "refused: LT-101 h: shelving refused: longer than 12h0m0s") {
+		t.Errorf("shelving beyond 12 h: exit %d: %s", code, errOut)
+	}
+	out, errOut, code = runCLI("alarm", "unshelve", "LT-101:h", "--by", "张三", "-c", cfg)
+	if code != exitOK || !strings.Contains(out, "LT-101 h unshelved by engineer:张三") {
+		t.Fatalf("alarm unshelve: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
 	_, errOut, code = runCLI("alarm", "ack", "NO-SUCH", "--by", "张三", "-c", cfg)
 	if code != exitFailure || !strings.Contains(errOut, "unknown tag") {
 		t.Errorf("ack of an unknown tag: exit %d: %s", code, errOut)
@@ -285,7 +301,7 @@ func TestOperatorCommands(t *testing.T) {
 	}
 
 	for _, want := range [][2]string{
-		{"alarm_acknowledged", "engineer:张三"}, {"bypass_on", "engineer:王工"}, {"interlock_reset", "engineer:王工"}, {"bypass_off", "engineer:王工"},
+		{"alarm_acknowledged", "engineer:张三"}, {"alarm_shelved", "engineer:张三"}, {"alarm_unshelved", "engineer:张三"}, {"bypass_on", "engineer:王工"}, {"interlock_reset", "engineer:王工"}, {"bypass_off", "engineer:王工"},
 	} {
 		waitUntil(t, 30*time.Second, want[0]+" by "+want[1]+" at the broker", func() bool {
 			for _, ev := range events() {
@@ -328,6 +344,10 @@ func (refusingOperator) Bypass(context.Context, string, string, string, time.Dur
 	return nil
 }
 func (refusingOperator) Unbypass(context.Context, string, string) error { return nil }
+func (refusingOperator) Shelve(context.Context, string, string, string, string, time.Duration) error {
+	return nil
+}
+func (refusingOperator) Unshelve(context.Context, string, string, string) error { return nil }
 
 // TestOperatorCommandErrors: usage mistakes exit 2 before anything is
 // sent; a gateway that is not running, a wrong password and a gateway
@@ -343,6 +363,9 @@ func TestOperatorCommandErrors(t *testing.T) {
 		{[]string{"alarm", "ack", "LT-101:xx", "--by", "a"}, `level "xx" is not one of hh, h, l, ll, roc, dev, fault`},
 		{[]string{"alarm", "ack", "--by", "a"}, "name one TAG"},
 		{[]string{"alarm", "list", "extra"}, "unexpected"},
+		{[]string{"alarm", "shelve", "LT-101", "--by", "a", "--reason", "r"}, "TAG:LEVEL"},
+		{[]string{"alarm", "shelve", "LT-101:hh", "--by", "a"}, "--reason TEXT is required"},
+		{[]string{"alarm", "unshelve", "LT-101:hh"}, "--by NAME is required"},
 		{[]string{"interlock", "trip", "IL-101"}, "usage: hazgate interlock"},
 		{[]string{"interlock", "reset", "IL-101"}, "--by NAME is required"},
 		{[]string{"interlock", "bypass", "IL-101", "--by", "a"}, "--reason TEXT is required"},

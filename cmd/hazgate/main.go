@@ -93,7 +93,7 @@ Usage:
   hazgate watch --broker URL [--gateway ID] [--for DURATION]   check a gateway's uplink as the platform sees it
   hazgate modbus read (--tcp|--rtu-tcp HOST:PORT | --rtu DEVICE --baud N) --unit U --addr A [--count N --type T --order O]
                                                      read registers on site, no config needed (docs/modbus.md)
-  hazgate alarm list|ack TAG[:LEVEL] --by NAME [-c FILE]   the running gateway's alarms; acknowledge one
+  hazgate alarm list|ack|shelve|unshelve TAG[:LEVEL] --by NAME [--for 1h --reason TEXT] [-c FILE]
   hazgate interlock list|reset|bypass|unbypass NAME --by NAME [--for 30m --reason TEXT] [-c FILE]
   hazgate version
 `)

@@ -83,8 +83,8 @@ func (g *Gateway) webSnapshot() web.Snapshot {
 	return s
 }
 
-// webOperator lets the status page and the local CLI acknowledge alarms
-// and reset or bypass interlocks through the pipeline, which records each
+// webOperator lets the status page and the local CLI acknowledge and
+// shelve alarms and reset or bypass interlocks through the pipeline, which records each
 // as an event with who and when. A gateway that is not running answers as
 // unavailable rather than as an internal error.
 type webOperator struct{ g *Gateway }
@@ -103,6 +103,14 @@ func (o webOperator) Bypass(ctx context.Context, name, who, reason string, d tim
 
 func (o webOperator) Unbypass(ctx context.Context, name, who string) error {
 	return unavailable(o.g.Unbypass(ctx, name, who))
+}
+
+func (o webOperator) Shelve(ctx context.Context, tag, level, who, reason string, d time.Duration) error {
+	return unavailable(o.g.Shelve(ctx, tag, level, who, reason, d))
+}
+
+func (o webOperator) Unshelve(ctx context.Context, tag, level, who string) error {
+	return unavailable(o.g.Unshelve(ctx, tag, level, who))
 }
 
 func unavailable(err error) error {

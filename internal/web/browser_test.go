@@ -96,7 +96,8 @@ func TestBrowserRefreshes(t *testing.T) {
 // raised; the row then shows the alarm acknowledged by "local:<name>"
 // without a reload, the gateway's state changed, and the platform's
 // broker received the alarm_acknowledged event with who, valid against
-// the event schema.
+// the event schema. Shelving the high alarm through the dialog and
+// unshelving it show on the page and at the broker too.
 func TestBrowserAck(t *testing.T) {
 	chromium := interop.Require(t, "chromium")[0]
 	r := startRig(t, false, "")
@@ -134,6 +135,25 @@ func TestBrowserAck(t *testing.T) {
 		t.Errorf("the gateway holds %+v", a)
 	}
 	ev.wait(map[string]any{"kind": "alarm_acknowledged", "tag": "LT-101", "level": "hh", "who": "local:张三"})
+
+	// shelve the h alarm through the dialog, then put it back
+	hrow := `#alarms tr[data-tag="LT-101"][data-level="h"]`
+	b.click(hrow + ` button[data-op="shelve"]`)
+	b.waitJS(10*time.Second, "the shelve dialog", `document.getElementById("op-dialog").open`)
+	b.eval(`document.getElementById("op-for").value = "2h"`, nil)
+	b.typeText("#op-reason", "液位计校验")
+	b.click(`#op-dialog button[value="ok"]`)
+	b.waitJS(30*time.Second, "the row to show LT-101 h shelved", fmt.Sprintf(`(() => {
+		const r = document.querySelector(%q);
+		return !!r && r.textContent.includes("shelved until") && r.textContent.includes("local:张三") && !!r.querySelector("button[data-op=unshelve]");
+	})()`, hrow))
+	ev.wait(map[string]any{"kind": "alarm_shelved", "tag": "LT-101", "level": "h", "who": "local:张三", "reason": "液位计校验"})
+	b.click(hrow + ` button[data-op="unshelve"]`)
+	b.waitJS(30*time.Second, "the row to show LT-101 h no longer shelved", fmt.Sprintf(`(() => {
+		const r = document.querySelector(%q);
+		return !!r && !r.textContent.includes("shelved until") && !!r.querySelector("button[data-op=shelve]");
+	})()`, hrow))
+	ev.wait(map[string]any{"kind": "alarm_unshelved", "tag": "LT-101", "level": "h", "who": "local:张三"})
 }
 
 // TestBrowserInterlockButtons: in a real browser, Bypass opens the dialog,
@@ -159,10 +179,10 @@ func TestBrowserInterlockButtons(t *testing.T) {
 	b.typeText("#op-name", "王工")
 
 	b.click(row + ` button[data-op="bypass"]`)
-	b.waitJS(10*time.Second, "the bypass dialog", `document.getElementById("bypass-dialog").open`)
-	b.eval(`document.getElementById("bypass-for").value = "1h"`, nil)
-	b.typeText("#bypass-reason", "液位计校验")
-	b.click(`#bypass-dialog button[value="ok"]`)
+	b.waitJS(10*time.Second, "the bypass dialog", `document.getElementById("op-dialog").open`)
+	b.eval(`document.getElementById("op-for").value = "1h"`, nil)
+	b.typeText("#op-reason", "液位计校验")
+	b.click(`#op-dialog button[value="ok"]`)
 	b.waitJS(30*time.Second, "the row to show the bypass", fmt.Sprintf(`(() => {
 		const r = document.querySelector(%q);
 		return !!r && r.textContent.includes("local:王工: 液位计校验") && !!r.querySelector("button[data-op=unbypass]");

@@ -28,6 +28,8 @@ type Operator interface {
 	ResetInterlock(ctx context.Context, name, who string) error
 	Bypass(ctx context.Context, name, who, reason string, d time.Duration) error
 	Unbypass(ctx context.Context, name, who string) error
+	Shelve(ctx context.Context, tag, level, who, reason string, d time.Duration) error
+	Unshelve(ctx context.Context, tag, level, who string) error
 }
 
 // Limits of what an operator may type. The bypass duration itself is
@@ -49,11 +51,11 @@ const LocalAccount = "local"
 // ActionRequest is the body of every POST under /api/. Fields that an
 // action does not use are ignored.
 type ActionRequest struct {
-	Tag    string `json:"tag,omitempty"`    // ack: the alarm's tag
-	Level  string `json:"level,omitempty"`  // ack: hh, h, l, ll, roc, dev, fault; "" for every level
+	Tag    string `json:"tag,omitempty"`    // ack, shelve, unshelve: the alarm's tag
+	Level  string `json:"level,omitempty"`  // hh, h, l, ll, roc, dev, fault; for ack "" is every level
 	Name   string `json:"name,omitempty"`   // reset, bypass, unbypass: the interlock
-	For    string `json:"for,omitempty"`    // bypass: a Go duration such as "30m"
-	Reason string `json:"reason,omitempty"` // bypass: why (required)
+	For    string `json:"for,omitempty"`    // bypass, shelve: a Go duration such as "30m"
+	Reason string `json:"reason,omitempty"` // bypass, shelve: why (required)
 	By     string `json:"by,omitempty"`     // the operator's own name, optional
 }
 
@@ -114,6 +116,8 @@ func (s *Server) routeOperations(mux *http.ServeMux) {
 	}))
 	for path, act := range map[string]func(context.Context, ActionRequest, string) error{
 		"/api/alarms/ack":          s.doAck,
+		"/api/alarms/shelve":       s.doShelve,
+		"/api/alarms/unshelve":     s.doUnshelve,
 		"/api/interlocks/reset":    s.doReset,
 		"/api/interlocks/bypass":   s.doBypass,
 		"/api/interlocks/unbypass": s.doUnbypass,
@@ -140,18 +144,46 @@ func (s *Server) doBypass(ctx context.Context, a ActionRequest, who string) erro
 	if a.Name == "" {
 		return badRequest("name (the interlock) is required")
 	}
-	d, err := time.ParseDuration(a.For)
-	if err != nil || d <= 0 {
-		return badRequest(fmt.Sprintf("for: %q is not a positive duration such as 30m or 2h", a.For))
-	}
-	reason := strings.TrimSpace(a.Reason)
-	if reason == "" {
-		return badRequest("reason is required for a bypass")
-	}
-	if err := checkText("reason", reason, maxReasonLen); err != nil {
+	d, reason, err := forAndReason(a, "bypass")
+	if err != nil {
 		return err
 	}
 	return s.ops.Bypass(ctx, a.Name, who, reason, d)
+}
+
+func (s *Server) doShelve(ctx context.Context, a ActionRequest, who string) error {
+	if a.Tag == "" || a.Level == "" {
+		return badRequest("tag and level are required to shelve an alarm")
+	}
+	d, reason, err := forAndReason(a, "shelving")
+	if err != nil {
+		return err
+	}
+	return s.ops.Shelve(ctx, a.Tag, a.Level, who, reason, d)
+}
+
+func (s *Server) doUnshelve(ctx context.Context, a ActionRequest, who string) error {
+	if a.Tag == "" || a.Level == "" {
+		return badRequest("tag and level are required to unshelve an alarm")
+	}
+	return s.ops.Unshelve(ctx, a.Tag, a.Level, who)
+}
+
+// forAndReason checks the duration and the reason of a bypass or a
+// shelving; the upper bound is the engine's (bypass_max, rules.MaxShelve).
+func forAndReason(a ActionRequest, what string) (time.Duration, string, error) {
+	d, err := time.ParseDuration(a.For)
+	if err != nil || d <= 0 {
+		return 0, "", badRequest(fmt.Sprintf("for: %q is not a positive duration such as 30m or 2h", a.For))
+	}
+	reason := strings.TrimSpace(a.Reason)
+	if reason == "" {
+		return 0, "", badRequest("reason is required for a " + what)
+	}
+	if err := checkText("reason", reason, maxReasonLen); err != nil {
+		return 0, "", err
+	}
+	return d, reason, nil
 }
 
 func (s *Server) doUnbypass(ctx context.Context, a ActionRequest, who string) error {
@@ -251,7 +283,7 @@ func statusOf(err error) int {
 	case errors.Is(err, rules.ErrUnknownTag), errors.Is(err, rules.ErrUnknownLevel), errors.Is(err, interlock.ErrUnknown):
 		return http.StatusNotFound
 	case errors.Is(err, rules.ErrNothingToAck), errors.Is(err, interlock.ErrNotTripped), errors.Is(err, interlock.ErrConditionHolds),
-		errors.Is(err, interlock.ErrBypass), errors.Is(err, interlock.ErrNotBypassed):
+		errors.Is(err, interlock.ErrBypass), errors.Is(err, interlock.ErrNotBypassed), errors.Is(err, rules.ErrShelve):
 		return http.StatusConflict
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, ErrUnavailable):
 		return http.StatusServiceUnavailable

@@ -156,6 +156,28 @@ func TestOperateGateway(t *testing.T) {
 		t.Errorf("ack of an unknown tag: %d %+v", code, rep)
 	}
 
+	// shelving: bounded, reported with who, until and reason
+	code, rep = postAction(t, r.url, "api/alarms/shelve", web.ActionRequest{Tag: "LT-101", Level: "h", For: "13h", Reason: "x", By: "张三"})
+	if code != http.StatusConflict || !strings.Contains(rep.Error, "longer than 12h") {
+		t.Errorf("shelving beyond 12 h: %d %+v", code, rep)
+	}
+	code, rep = postAction(t, r.url, "api/alarms/shelve", web.ActionRequest{Tag: "LT-101", Level: "h", For: "2h", Reason: "液位计校验", By: "张三"})
+	if code != http.StatusOK {
+		t.Fatalf("shelve: %d %+v", code, rep)
+	}
+	if h, _ := alarmOf(apiAlarms(t, r.url), "LT-101", "h"); h.ShelvedUntil == nil || h.ShelvedBy != "local:张三" {
+		t.Errorf("after the shelving: %+v", h)
+	}
+	sh := ev.wait(map[string]any{"kind": "alarm_shelved", "tag": "LT-101", "level": "h", "who": "local:张三", "reason": "液位计校验"})
+	if sh["until"] == nil {
+		t.Errorf("alarm_shelved without until: %v", sh)
+	}
+	code, rep = postAction(t, r.url, "api/alarms/unshelve", web.ActionRequest{Tag: "LT-101", Level: "h", By: "张三"})
+	if code != http.StatusOK {
+		t.Fatalf("unshelve: %d %+v", code, rep)
+	}
+	ev.wait(map[string]any{"kind": "alarm_unshelved", "tag": "LT-101", "level": "h", "who": "local:张三"})
+
 	// IL-101 tripped at 19.0 >= 18.5: a reset is refused while it holds
 	waitFor(t, 10*time.Second, "IL-101 tripped", func() bool {
 		il := r.gw.Interlocks()

@@ -48,6 +48,14 @@ func (f *fakeOperator) Unbypass(_ context.Context, name, who string) error {
 	return f.note("unbypass " + name + " " + who)
 }
 
+func (f *fakeOperator) Shelve(_ context.Context, tag, level, who, reason string, d time.Duration) error {
+	return f.note(fmt.Sprintf("shelve %s %s %s %s %s", tag, level, who, reason, d))
+}
+
+func (f *fakeOperator) Unshelve(_ context.Context, tag, level, who string) error {
+	return f.note("unshelve " + tag + " " + level + " " + who)
+}
+
 func (f *fakeOperator) last() string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -62,7 +70,8 @@ func testSnapshot() Snapshot {
 	return Snapshot{Now: now, GatewayID: "gw-t",
 		Active: []rules.ActiveAlarm{
 			{Tag: "LT-101", Device: "plc", Level: "hh", State: rules.ActiveUnacked, Condition: true, Colour: "red", Priority: 1, Since: now, Value: 18.9, Limit: 18.5},
-			{Tag: "GT-201", Device: "gas", Level: "h", State: rules.ActiveAcked, Condition: true, Colour: "orange", Priority: 2, Since: now, Value: 30, Limit: 25, AckedBy: "local:王工", AckedAt: now},
+			{Tag: "GT-201", Device: "gas", Level: "h", State: rules.ActiveAcked, Condition: true, Colour: "orange", Priority: 2, Since: now, Value: 30, Limit: 25, AckedBy: "local:王工", AckedAt: now,
+				ShelvedUntil: now.Add(2 * time.Hour), ShelvedBy: "local:李工"},
 		},
 		Interlocks: []interlock.Status{
 			{Name: "IL-101", Tripped: true, TrippedAt: now, Condition: true},
@@ -129,6 +138,8 @@ func TestActionsWho(t *testing.T) {
 		{"/api/interlocks/reset", `{"name":"IL-101","by":"王工"}`, "reset IL-101 local:王工"},
 		{"/api/interlocks/bypass", `{"name":"IL-101","for":"30m","reason":"校验液位计","by":"李工"}`, "bypass IL-101 local:李工 校验液位计 30m0s"},
 		{"/api/interlocks/unbypass", `{"name":"IL-102"}`, "unbypass IL-102 local"},
+		{"/api/alarms/shelve", `{"tag":"GT-201","level":"h","for":"2h","reason":"探头标定","by":"李工"}`, "shelve GT-201 h local:李工 探头标定 2h0m0s"},
+		{"/api/alarms/unshelve", `{"tag":"GT-201","level":"h","by":"李工"}`, "unshelve GT-201 h local:李工"},
 	} {
 		code, rep := post{path: tc.path, body: tc.body, header: map[string]string{"Sec-Fetch-Site": "same-origin", "Origin": "http://127.0.0.1:8080"}}.do(t, s)
 		if code != http.StatusOK || !rep.OK {
@@ -190,6 +201,9 @@ func TestActionsRefused(t *testing.T) {
 		{"bypass bad duration", post{path: "/api/interlocks/bypass", body: `{"name":"IL-101","for":"-5m","reason":"x"}`}, http.StatusBadRequest},
 		{"bypass no duration", post{path: "/api/interlocks/bypass", body: `{"name":"IL-101","reason":"x"}`}, http.StatusBadRequest},
 		{"reset without name", post{path: "/api/interlocks/reset", body: `{}`}, http.StatusBadRequest},
+		{"shelve without level", post{path: "/api/alarms/shelve", body: `{"tag":"LT-101","for":"1h","reason":"x"}`}, http.StatusBadRequest},
+		{"shelve without reason", post{path: "/api/alarms/shelve", body: `{"tag":"LT-101","level":"hh","for":"1h"}`}, http.StatusBadRequest},
+		{"unshelve without level", post{path: "/api/alarms/unshelve", body: `{"tag":"LT-101"}`}, http.StatusBadRequest},
 	} {
 		code, rep := tc.p.do(t, s)
 		if code != tc.want || rep.OK || rep.Error == "" {
@@ -220,6 +234,8 @@ func TestActionErrors(t *testing.T) {
 		{fmt.Errorf("ack XX: %w", rules.ErrUnknownTag), http.StatusNotFound},
 		{fmt.Errorf("ack LT-101: %w", rules.ErrNothingToAck), http.StatusConflict},
 		{fmt.Errorf("IL-101: %w: 9h is longer than bypass_max 8h", interlock.ErrBypass), http.StatusConflict},
+		{fmt.Errorf("LT-101 hh: %w: longer than 12h0m0s", rules.ErrShelve), http.StatusConflict},
+		{fmt.Errorf("LT-101 roc: %w", rules.ErrUnknownLevel), http.StatusNotFound},
 		{fmt.Errorf("%w: stopping", ErrUnavailable), http.StatusServiceUnavailable},
 		{context.DeadlineExceeded, http.StatusServiceUnavailable},
 		{fmt.Errorf("disk on fire"), http.StatusInternalServerError},
@@ -269,12 +285,15 @@ func TestPageButtons(t *testing.T) {
 		`data-op="bypass" data-name="IL-101">旁路</button>`,
 		`data-op="unbypass" data-name="IL-102">解除旁路</button>`,
 		`操作人 <b>local:</b><input id="op-name"`,
+		`data-op="shelve" data-tag="LT-101" data-level="hh">搁置</button>`,
+		`data-op="unshelve" data-tag="GT-201" data-level="h">取消搁置</button>`,
+		`<small class="shelved">已搁置至 `,
 	} {
 		if !strings.Contains(zh, want) {
 			t.Errorf("zh page lacks %s", want)
 		}
 	}
-	for _, not := range []string{`data-op="ack" data-tag="GT-201"`, `data-op="reset" data-name="IL-102"`, `data-op="bypass" data-name="IL-102"`} {
+	for _, not := range []string{`data-op="ack" data-tag="GT-201"`, `data-op="reset" data-name="IL-102"`, `data-op="bypass" data-name="IL-102"`, `data-op="shelve" data-tag="GT-201"`, `data-op="unshelve" data-tag="LT-101"`} {
 		if strings.Contains(zh, not) {
 			t.Errorf("zh page has %s", not)
 		}

@@ -94,6 +94,7 @@ type alarmView struct {
 	Tag, Device, Level, State, Colour, Since, Value, Limit, Reason, Acked string
 	LevelKey                                                              string // hh, h, ..., fault: what an ack names
 	CanAck                                                                bool   // not acknowledged yet
+	Shelved                                                               string // "until ... by ...", "" when not shelved
 }
 
 func (s *Server) servePage(w http.ResponseWriter, r *http.Request) {
@@ -209,6 +210,9 @@ func buildView(s Snapshot, lang string) view {
 		}
 		if a.AckedBy != "" {
 			av.Acked = a.AckedBy + " " + a.AckedAt.Local().Format("15:04:05")
+		}
+		if !a.ShelvedUntil.IsZero() {
+			av.Shelved = fmt.Sprintf("%s %s %s", t["shelved_until"], a.ShelvedUntil.Local().Format("01-02 15:04"), a.ShelvedBy)
 		}
 		v.Active = append(v.Active, av)
 	}

@@ -24,6 +24,7 @@ var words = map[string]map[string]string{
 		"operator": "操作人", "operator_hint": "姓名（记入事件）", "op_ok": "已完成：", "op_failed": "未执行：",
 		"confirm_reset": "复位联锁 %s？复位不会自动恢复输出（阀门须由操作人员另行打开）。",
 		"bypass_title":  "旁路联锁", "bypass_for": "时长", "bypass_reason": "原因（必填）", "cancel": "取消", "ok": "确定",
+		"shelve": "搁置", "unshelve": "取消搁置", "shelve_title": "搁置报警", "shelved_until": "已搁置至",
 	},
 	"en": {
 		"title": "hazgate gateway status", "gateway": "Gateway", "version": "Version", "uptime": "Uptime", "now": "Now",
@@ -46,5 +47,6 @@ var words = map[string]map[string]string{
 		"operator": "Operator", "operator_hint": "your name (recorded in the event)", "op_ok": "Done:", "op_failed": "Not done:",
 		"confirm_reset": "Reset interlock %s? A reset does not write the outputs back (reopen valves deliberately).",
 		"bypass_title":  "Bypass interlock", "bypass_for": "For", "bypass_reason": "Reason (required)", "cancel": "Cancel", "ok": "OK",
+		"shelve": "Shelve", "unshelve": "Unshelve", "shelve_title": "Shelve alarm", "shelved_until": "shelved until",
 	},
 }
