@@ -84,9 +84,9 @@ func (g *Gateway) webSnapshot() web.Snapshot {
 }
 
 // webOperator lets the status page and the local CLI acknowledge and
-// shelve alarms and reset or bypass interlocks through the pipeline, which records each
-// as an event with who and when. A gateway that is not running answers as
-// unavailable rather than as an internal error.
+// shelve alarms and reset or bypass interlocks through the pipeline,
+// which records each as an event with who and when. A gateway that is not
+// running answers as unavailable rather than as an internal error.
 type webOperator struct{ g *Gateway }
 
 func (o webOperator) Ack(ctx context.Context, tag, level, who string) error {
