@@ -77,6 +77,10 @@ func commands() map[string]command {
 		"modbus": cmdModbus,
 		"buffer": cmdBuffer,
 		"opcua":  cmdOPCUA,
+
+		// operator actions through the running gateway's local API (cmd_operate.go)
+		"alarm":     cmdAlarm,
+		"interlock": cmdInterlock,
 	}
 }
 
@@ -90,6 +94,8 @@ Usage:
   hazgate watch --broker URL [--gateway ID] [--for DURATION]   check a gateway's uplink as the platform sees it
   hazgate modbus read (--tcp|--rtu-tcp HOST:PORT | --rtu DEVICE --baud N) --unit U --addr A [--count N --type T --order O]
                                                      read registers on site, no config needed (docs/modbus.md)
+  hazgate alarm list|ack|shelve|unshelve TAG[:LEVEL] --by NAME [--for 1h --reason TEXT] [-c FILE]
+  hazgate interlock list|reset|bypass|unbypass NAME --by NAME [--for 30m --reason TEXT] [-c FILE]
   hazgate version
 `)
 }

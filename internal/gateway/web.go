@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -16,7 +18,7 @@ func (g *Gateway) newWeb() error {
 	if !g.cfg.Web.On() {
 		return nil
 	}
-	s, err := web.New(web.Options{Config: g.cfg.Web, Source: g.webSnapshot, Logger: g.log.With("stage", "web")})
+	s, err := web.New(web.Options{Config: g.cfg.Web, Source: g.webSnapshot, Operator: webOperator{g}, Logger: g.log.With("stage", "web")})
 	if err != nil {
 		return err
 	}
@@ -79,4 +81,41 @@ func (g *Gateway) webSnapshot() web.Snapshot {
 		s.Devices = append(s.Devices, d)
 	}
 	return s
+}
+
+// webOperator lets the status page and the local CLI acknowledge and
+// shelve alarms and reset or bypass interlocks through the pipeline,
+// which records each as an event with who and when. A gateway that is not
+// running answers as unavailable rather than as an internal error.
+type webOperator struct{ g *Gateway }
+
+func (o webOperator) Ack(ctx context.Context, tag, level, who string) error {
+	return unavailable(o.g.Ack(ctx, tag, level, who))
+}
+
+func (o webOperator) ResetInterlock(ctx context.Context, name, who string) error {
+	return unavailable(o.g.ResetInterlock(ctx, name, who))
+}
+
+func (o webOperator) Bypass(ctx context.Context, name, who, reason string, d time.Duration) error {
+	return unavailable(o.g.Bypass(ctx, name, who, reason, d))
+}
+
+func (o webOperator) Unbypass(ctx context.Context, name, who string) error {
+	return unavailable(o.g.Unbypass(ctx, name, who))
+}
+
+func (o webOperator) Shelve(ctx context.Context, tag, level, who, reason string, d time.Duration) error {
+	return unavailable(o.g.Shelve(ctx, tag, level, who, reason, d))
+}
+
+func (o webOperator) Unshelve(ctx context.Context, tag, level, who string) error {
+	return unavailable(o.g.Unshelve(ctx, tag, level, who))
+}
+
+func unavailable(err error) error {
+	if errors.Is(err, ErrNotRunning) {
+		return fmt.Errorf("%w: %w", web.ErrUnavailable, err)
+	}
+	return err
 }

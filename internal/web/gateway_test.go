@@ -24,10 +24,11 @@ import (
 // rig is a real gateway polling the simulated plant and publishing to the
 // embedded broker, with its status page on a free loopback port.
 type rig struct {
-	plant *sim.Plant
-	gw    *gateway.Gateway
-	url   string // status page, ends in "/"
-	stop  func()
+	plant  *sim.Plant
+	gw     *gateway.Gateway
+	broker *broker.Broker
+	url    string // status page, ends in "/"
+	stop   func()
 }
 
 // configYAML is a small tank-farm config for the simulated plant
@@ -156,7 +157,7 @@ func startRigNoWait(t *testing.T, deadDevice bool, web string) *rig {
 		})
 	}
 	t.Cleanup(stop)
-	return &rig{plant: plant, gw: g, stop: stop}
+	return &rig{plant: plant, gw: g, broker: b, stop: stop}
 }
 
 // waitFor polls cond until it holds or the deadline passes.

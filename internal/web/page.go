@@ -33,9 +33,14 @@ func newPage() (*page, error) {
 	if err != nil {
 		return nil, err
 	}
+	opjs, err := assets.ReadFile("assets/operate.js")
+	if err != nil {
+		return nil, err
+	}
 	funcs := template.FuncMap{
-		"css": func() template.CSS { return template.CSS(css) },
-		"js":  func() template.JS { return template.JS(js) },
+		"css":     func() template.CSS { return template.CSS(css) },
+		"js":      func() template.JS { return template.JS(js) },
+		"operate": func() template.JS { return template.JS(opjs) },
 	}
 	t, err := template.New("page.html").Funcs(funcs).ParseFS(assets, "assets/page.html")
 	if err != nil {
@@ -61,10 +66,16 @@ type view struct {
 	Devices                []deviceView
 	Active                 []alarmView
 	Interlocks             []interlockView
+	// Operate shows the operator's buttons: the server has an Operator.
+	Operate bool
+	// Account is who the actions are recorded as before the typed name:
+	// "local" or the basic-auth user.
+	Account string
 }
 
 type interlockView struct {
 	Name, Description, State, Class, Condition, Bypass, Failed string
+	Tripped, Bypassed                                          bool
 }
 
 type kv struct{ K, V string }
@@ -81,6 +92,9 @@ type tagView struct {
 
 type alarmView struct {
 	Tag, Device, Level, State, Colour, Since, Value, Limit, Reason, Acked string
+	LevelKey                                                              string // hh, h, ..., fault: what an ack names
+	CanAck                                                                bool   // not acknowledged yet
+	Shelved                                                               string // "until ... by ...", "" when not shelved
 }
 
 func (s *Server) servePage(w http.ResponseWriter, r *http.Request) {
@@ -89,6 +103,12 @@ func (s *Server) servePage(w http.ResponseWriter, r *http.Request) {
 		lang = "zh"
 	}
 	v := buildView(s.src(), lang)
+	if s.ops != nil {
+		v.Operate, v.Account = true, LocalAccount
+		if s.cred != nil {
+			v.Account, _, _ = r.BasicAuth()
+		}
+	}
 	var out bytes.Buffer
 	if err := s.page.tmpl.Execute(&out, v); err != nil {
 		s.log.Error("render status page", "err", err)
@@ -183,17 +203,22 @@ func buildView(s Snapshot, lang string) view {
 	}
 	for _, a := range s.Active {
 		av := alarmView{Tag: a.Tag, Device: a.Device, Level: levelName(t, a.Level), State: t["as_"+a.State.String()],
-			Colour: a.Colour, Since: a.Since.Local().Format("01-02 15:04:05"), Reason: a.Reason}
+			Colour: a.Colour, Since: a.Since.Local().Format("01-02 15:04:05"), Reason: a.Reason,
+			LevelKey: a.Level, CanAck: a.State == rules.ActiveUnacked || a.State == rules.ReturnedUnacked}
 		if a.Level != rules.LevelFault {
 			av.Value, av.Limit = fmtValue(a.Value, false), fmtValue(a.Limit, false)
 		}
 		if a.AckedBy != "" {
 			av.Acked = a.AckedBy + " " + a.AckedAt.Local().Format("15:04:05")
 		}
+		if !a.ShelvedUntil.IsZero() {
+			av.Shelved = fmt.Sprintf("%s %s %s", t["shelved_until"], a.ShelvedUntil.Local().Format("01-02 15:04"), a.ShelvedBy)
+		}
 		v.Active = append(v.Active, av)
 	}
 	for _, il := range s.Interlocks {
-		iv := interlockView{Name: il.Name, Description: il.Description, State: t["il_normal"], Class: "il-normal", Condition: t["no"]}
+		iv := interlockView{Name: il.Name, Description: il.Description, State: t["il_normal"], Class: "il-normal", Condition: t["no"],
+			Tripped: il.Tripped, Bypassed: il.Bypassed}
 		if il.Tripped {
 			iv.State, iv.Class = t["il_tripped"]+" "+il.TrippedAt.Local().Format("15:04:05"), "il-tripped"
 			if il.FirstOut {

@@ -27,12 +27,16 @@ type Options struct {
 	Config config.Web // validated, defaults applied
 	Source Source
 	Logger *slog.Logger // nil = discard
+	// Operator carries out acknowledgements, resets and bypasses; nil
+	// leaves the page read-only (no buttons, no POST endpoints).
+	Operator Operator
 }
 
 // Server is the HTTP server of one gateway.
 type Server struct {
 	cfg     config.Web
 	src     Source
+	ops     Operator // nil: read-only
 	log     *slog.Logger
 	handler http.Handler
 	page    *page
@@ -54,7 +58,7 @@ func New(opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: opts.Config, src: opts.Source, log: log}
+	s := &Server{cfg: opts.Config, src: opts.Source, ops: opts.Operator, log: log}
 	if s.cfg.Listen == "" {
 		s.cfg.Listen = config.DefaultWebListen
 	}
@@ -85,6 +89,7 @@ func New(opts Options) (*Server, error) {
 	mux.Handle("GET /metrics", s.metricsHandler())
 	mux.HandleFunc("GET /healthz", s.serveHealth)
 	mux.HandleFunc("GET /{$}", s.servePage)
+	s.routeOperations(mux)
 	s.handler = s.authenticate(securityHeaders(mux))
 	return s, nil
 }

@@ -2,7 +2,9 @@
 // at / (Chinese and English), /metrics in the Prometheus text format and
 // /healthz for a watchdog. It reads the gateway only through a Snapshot
 // taken at request time, so a page or a scrape never holds a lock of the
-// acquisition path for longer than a copy.
+// acquisition path for longer than a copy. Operator actions (acknowledge,
+// shelve, reset, bypass; operate.go) go to the gateway through an
+// Operator, which records each as an event.
 package web
 
 import (

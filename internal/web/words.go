@@ -20,6 +20,11 @@ var words = map[string]map[string]string{
 		"interlocks": "联锁", "il_normal": "正常", "il_tripped": "已动作", "il_first": "首出", "il_until": "旁路至",
 		"condition": "条件成立", "bypass": "旁路", "failed_outputs": "输出失败", "yes": "是", "no": "否",
 		"refresh": "每 2 秒自动刷新", "paused": "刷新失败，稍后重试",
+		"actions": "操作", "ack": "确认", "reset": "复位", "do_bypass": "旁路", "unbypass": "解除旁路",
+		"operator": "操作人", "operator_hint": "姓名（记入事件）", "op_ok": "已完成：", "op_failed": "未执行：",
+		"confirm_reset": "复位联锁 %s？复位不会自动恢复输出（阀门须由操作人员另行打开）。",
+		"bypass_title":  "旁路联锁", "bypass_for": "时长", "bypass_reason": "原因（必填）", "cancel": "取消", "ok": "确定",
+		"shelve": "搁置", "unshelve": "取消搁置", "shelve_title": "搁置报警", "shelved_until": "已搁置至",
 	},
 	"en": {
 		"title": "hazgate gateway status", "gateway": "Gateway", "version": "Version", "uptime": "Uptime", "now": "Now",
@@ -38,5 +43,10 @@ var words = map[string]map[string]string{
 		"interlocks": "Interlocks", "il_normal": "normal", "il_tripped": "tripped", "il_first": "first out", "il_until": "bypassed until",
 		"condition": "Condition holds", "bypass": "Bypass", "failed_outputs": "Failed outputs", "yes": "yes", "no": "no",
 		"refresh": "refreshes every 2 s", "paused": "refresh failed, retrying",
+		"actions": "Actions", "ack": "Acknowledge", "reset": "Reset", "do_bypass": "Bypass", "unbypass": "End bypass",
+		"operator": "Operator", "operator_hint": "your name (recorded in the event)", "op_ok": "Done:", "op_failed": "Not done:",
+		"confirm_reset": "Reset interlock %s? A reset does not write the outputs back (reopen valves deliberately).",
+		"bypass_title":  "Bypass interlock", "bypass_for": "For", "bypass_reason": "Reason (required)", "cancel": "Cancel", "ok": "OK",
+		"shelve": "Shelve", "unshelve": "Unshelve", "shelve_title": "Shelve alarm", "shelved_until": "shelved until",
 	},
 }
