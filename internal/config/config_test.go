@@ -320,7 +320,7 @@ devices:
         range: {min: 0, max: 20}
 `,
 			want: []string{
-				`plant.yaml:8:15: devices[0].protocol: "profibus" is not supported (supported: modbus-tcp, modbus-rtu, modbus-rtu-tcp, opcua)`,
+				`plant.yaml:8:15: devices[0].protocol: "profibus" is not supported (supported: modbus-tcp, modbus-rtu, modbus-rtu-tcp, opcua, gpio)`,
 				`plant.yaml:9:14: devices[0].address: "192.168.1.10" is not host:port (like 192.168.1.10:502)`,
 			},
 		},

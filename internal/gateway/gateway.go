@@ -19,6 +19,7 @@ import (
 
 	"hazgate/buffer"
 	"hazgate/drivers"
+	gpiodrv "hazgate/drivers/gpio"
 	"hazgate/drivers/modbus"
 	"hazgate/drivers/opcua"
 	"hazgate/internal/config"
@@ -40,6 +41,10 @@ type Options struct {
 	// DrainTimeout bounds how long an orderly stop waits for the uplink to
 	// publish the final events. Zero means 3 s.
 	DrainTimeout time.Duration
+	// GPIOFake holds the lines of every device with gpio backend fake, so
+	// that tests and the demo can play the field; nil = each such device
+	// keeps a bank of its own.
+	GPIOFake *gpiodrv.Fake
 }
 
 // Gateway is one running hazgate.
@@ -90,7 +95,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	g.buf, g.movedTo = buf, movedTo
 
 	for _, dev := range cfg.Devices {
-		drv, err := newDriver(dev, g.buses, log.With("device", dev.Name))
+		drv, err := newDriver(dev, g.buses, opts.GPIOFake, log.With("device", dev.Name))
 		if err != nil {
 			g.closeDrivers()
 			_ = buf.Close()
@@ -117,8 +122,10 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	return g, nil
 }
 
-func newDriver(dev config.Device, buses *modbus.Buses, log *slog.Logger) (drivers.Driver, error) {
+func newDriver(dev config.Device, buses *modbus.Buses, fake *gpiodrv.Fake, log *slog.Logger) (drivers.Driver, error) {
 	switch dev.Protocol {
+	case config.ProtocolGPIO:
+		return gpiodrv.New(dev, gpiodrv.Options{Fake: fake, Logger: log})
 	case config.ProtocolModbusTCP:
 		return modbus.NewTCP(dev, log)
 	case config.ProtocolOPCUA:
