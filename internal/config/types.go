@@ -16,6 +16,8 @@ type Config struct {
 
 	Web Web `yaml:"web"` // status page, /metrics, /healthz (web.go)
 
+	AlarmOutputs []AlarmOutput `yaml:"alarm_outputs"` // beacons and horns that follow the alarms (alarm_outputs.go)
+
 	// Path is the file the config was loaded from (not part of the YAML).
 	Path string `yaml:"-"`
 

@@ -195,6 +195,7 @@ func (v *validator) validate(c *Config) {
 	v.serial(c)
 	v.gpio(c) // validate_gpio.go; before interlocks, which need GPIO tags typed bool
 	v.interlocks(c, tags)
+	v.alarmOutputs(c)   // alarm_outputs.go
 	v.uplinkCommands(c) // validate_uplink.go
 	v.web(c)            // validate_web.go
 }

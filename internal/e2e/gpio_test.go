@@ -15,7 +15,8 @@ import (
 // gpioConfig is a tank level and inlet valve on the simulated plant over
 // Modbus TCP, and the box's own lines on the fake GPIO backend: a beacon
 // and a gas controller's alarm contact. IL-101 lights the beacon on a
-// high-high level; IL-201 closes the inlet when the gas contact closes.
+// high-high level; IL-201 closes the inlet when the gas contact closes; the
+// horn sounds while a red alarm is unacknowledged.
 const gpioConfig = `
 gateway: {id: gw-gpio, enterprise_code: E1, data_dir: %q}
 uplink: {brokers: [%s], heartbeat: 10s}
@@ -26,7 +27,7 @@ devices:
     interval: 100ms
     timeout: 80ms
     tags:
-      - {name: LT-101, kind: level, unit: m, area: holding, address: 0, type: float32, order: CDAB, range: {min: 0, max: 20}}
+      - {name: LT-101, kind: level, unit: m, area: holding, address: 0, type: float32, order: CDAB, range: {min: 0, max: 20}, alarms: {hh: 18.5}}
       - {name: XV-101, kind: digital, area: coil, address: 0, writable: true}
   - name: box-io
     protocol: gpio
@@ -34,6 +35,7 @@ devices:
     gpio: {backend: fake}
     tags:
       - {name: XA-101, description: beacon, kind: digital, writable: true, gpio: {pin: GPIO17, direction: out}}
+      - {name: XA-102, description: horn, kind: digital, writable: true, gpio: {pin: GPIO18, direction: out}}
       - name: GSA-201
         kind: digital
         gpio: {pin: GPIO22, direction: in, pull: up, active_low: true, debounce: 100ms}
@@ -41,6 +43,8 @@ devices:
 interlocks:
   - {name: IL-101, condition: LT-101 >= 18.5, actions: [{tag: XA-101, value: 1}]}
   - {name: IL-201, condition: GSA-201, actions: [{tag: XV-101, value: 0}]}
+alarm_outputs:
+  - {tag: XA-102, colours: [red], unacknowledged: true}
 `
 
 // TestGPIOInterlocks runs the gateway in-process: a Modbus level from the
@@ -64,7 +68,7 @@ func TestGPIOInterlocks(t *testing.T) {
 
 	cfg := loadConfig(t, fmt.Appendf(nil, gpioConfig, t.TempDir(), b.URL(), plant.Addr()))
 	fake := gpiodrv.NewFake()
-	beacon, gas := fake.Pin("GPIO17"), fake.Pin("GPIO22")
+	beacon, horn, gas := fake.Pin("GPIO17"), fake.Pin("GPIO18"), fake.Pin("GPIO22")
 	g, err := gateway.New(cfg, gateway.Options{GPIOFake: fake})
 	if err != nil {
 		t.Fatal(err)
@@ -102,6 +106,15 @@ func TestGPIOInterlocks(t *testing.T) {
 	waitFor(t, 10*time.Second, "IL-101 tripped and its action verified at the platform", func() bool {
 		return coll.kindCount("interlock_tripped") == 1 && coll.kindCount("interlock_action") == 1
 	})
+	// The LT-101 HH alarm (red) sounds the horn until it is acknowledged;
+	// the beacon, latched by IL-101, stays on.
+	waitFor(t, 10*time.Second, "horn on for the red LT-101 HH alarm", horn.High)
+	ackCtx, ackCancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer ackCancel()
+	if err := g.Ack(ackCtx, "LT-101", "", "operator-1"); err != nil {
+		t.Fatalf("ack LT-101: %v", err)
+	}
+	waitFor(t, 10*time.Second, "horn silenced by the acknowledgement", func() bool { return !horn.High() })
 
 	// The gas controller's relay closes its contact to ground.
 	if plant.Now()[sim.XV101] != 1 {

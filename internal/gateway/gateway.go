@@ -28,6 +28,7 @@ import (
 	"hazgate/internal/version"
 	"hazgate/internal/web"
 	"hazgate/rules"
+	"hazgate/rules/alarmout"
 	"hazgate/rules/interlock"
 	"hazgate/uplink"
 )
@@ -63,6 +64,8 @@ type Gateway struct {
 	buses    *modbus.Buses       // one owner per RTU line, shared by the devices on it
 	clock    uplink.ClockMonitor // wall-clock jumps, reported as events and in health
 	web      *web.Server         // status page, /metrics, /healthz; nil when disabled (web.go)
+
+	alarmOuts *alarmout.Outputs // beacons and horns that follow the alarms (alarm_outputs.go)
 }
 
 // New opens the buffer and builds every stage from cfg, which must have
@@ -109,6 +112,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		_ = buf.Close()
 		return nil, fmt.Errorf("gateway: interlocks: %w", err)
 	}
+	g.wireAlarmOutputs()
 	for i, dev := range cfg.Devices {
 		g.loops = append(g.loops, scheduler.New(g.drivers[i], dev, g.pipe, scheduler.Options{Logger: log.With("device", dev.Name)}))
 	}
@@ -191,6 +195,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 	defer stopActuator()
 	actDone := make(chan struct{})
 	go func() { defer close(actDone); g.runActuator(actCtx) }()
+	outsDone := make(chan struct{})
+	go func() { defer close(outsDone); g.runAlarmOutputs(actCtx) }()
 
 	loopCtx, stopLoops := context.WithCancel(ctx)
 	defer stopLoops()
@@ -229,6 +235,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	loops.Wait()
 	stopActuator()
 	<-actDone
+	<-outsDone
 	stopPipe()
 	if err := <-pipeDone; err != nil && !errors.Is(err, context.Canceled) && runErr == nil {
 		runErr = fmt.Errorf("gateway: pipeline: %w", err)
