@@ -320,7 +320,7 @@ devices:
         range: {min: 0, max: 20}
 `,
 			want: []string{
-				`plant.yaml:8:15: devices[0].protocol: "profibus" is not supported (supported: modbus-tcp, modbus-rtu, modbus-rtu-tcp, opcua)`,
+				`plant.yaml:8:15: devices[0].protocol: "profibus" is not supported (supported: modbus-tcp, modbus-rtu, modbus-rtu-tcp, opcua, gpio)`,
 				`plant.yaml:9:14: devices[0].address: "192.168.1.10" is not host:port (like 192.168.1.10:502)`,
 			},
 		},
@@ -800,7 +800,7 @@ devices:
 	// x-device is not a field: anchors need a home in the schema, so this
 	// must fail with the unknown field only.
 	got := problems(t, src)
-	want := []string{"plant.yaml:3:1: x-device: unknown field (valid fields: gateway, buffer, uplink, devices, interlocks, web)"}
+	want := []string{"plant.yaml:3:1: x-device: unknown field (valid fields: gateway, buffer, uplink, devices, interlocks, web, alarm_outputs)"}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}

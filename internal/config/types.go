@@ -16,6 +16,8 @@ type Config struct {
 
 	Web Web `yaml:"web"` // status page, /metrics, /healthz (web.go)
 
+	AlarmOutputs []AlarmOutput `yaml:"alarm_outputs"` // beacons and horns that follow the alarms (alarm_outputs.go)
+
 	// Path is the file the config was loaded from (not part of the YAML).
 	Path string `yaml:"-"`
 
@@ -92,6 +94,8 @@ type Device struct {
 	OPCUA *OPCUA `yaml:"opcua"` // security and login for protocol opcua (address is then opc.tcp://host:port/path); see opcua.go
 
 	Serial *Serial `yaml:"serial"` // the RS-485 line of modbus-rtu (and of modbus-rtu-tcp, for timing); see serial.go
+
+	GPIO *GPIO `yaml:"gpio"` // backend of protocol gpio (the box's own digital lines); see gpio.go
 }
 
 // Modbus data areas.
@@ -148,6 +152,9 @@ type Tag struct {
 	// (ns=2;s=Reactor.TT-301) and how it is acquired (see opcua.go).
 	Node  string    `yaml:"node"`
 	OPCUA *TagOPCUA `yaml:"opcua"`
+
+	// For protocol gpio: the line, its direction and wiring (see gpio.go).
+	GPIO *TagGPIO `yaml:"gpio"`
 
 	Range  *Range  `yaml:"range"`  // engineering range; required for analog kinds
 	Scale  *Scale  `yaml:"scale"`  // raw range mapped linearly onto Range

@@ -164,6 +164,9 @@ func (v *validator) defaults(c *Config) {
 					t.Type = TypeUint16
 				}
 			}
+			if t.Type == "" && d.Protocol == ProtocolGPIO {
+				t.Type = TypeBool // a GPIO line is one bit
+			}
 			if t.Order == "" {
 				t.Order = DefaultOrder
 			}
@@ -190,7 +193,9 @@ func (v *validator) validate(c *Config) {
 	v.opcua(c) // validate_opcua.go
 	// validate_serial.go: RTU lines, shared buses, writable tags
 	v.serial(c)
+	v.gpio(c) // validate_gpio.go; before interlocks, which need GPIO tags typed bool
 	v.interlocks(c, tags)
+	v.alarmOutputs(c)   // alarm_outputs.go
 	v.uplinkCommands(c) // validate_uplink.go
 	v.web(c)            // validate_web.go
 }
@@ -325,7 +330,7 @@ func (v *validator) device(d *Device, path string, devices, tags map[string]stri
 	switch d.Protocol {
 	case "":
 		v.missing(path+".protocol", "supported: "+strings.Join(protocols, ", "))
-	case ProtocolModbusTCP, ProtocolOPCUA, ProtocolModbusRTU, ProtocolModbusRTUTCP:
+	case ProtocolModbusTCP, ProtocolOPCUA, ProtocolModbusRTU, ProtocolModbusRTUTCP, ProtocolGPIO:
 	default:
 		v.report(path+".protocol", "%q is not supported (supported: %s)", d.Protocol, strings.Join(protocols, ", "))
 	}
@@ -333,6 +338,8 @@ func (v *validator) device(d *Device, path string, devices, tags map[string]stri
 		// an endpoint URL, checked in validate_opcua.go
 	} else if d.Protocol == ProtocolModbusRTU {
 		// a serial port, checked in validate_serial.go
+	} else if d.Protocol == ProtocolGPIO {
+		// no address: the lines are the box's own, checked in validate_gpio.go
 	} else if d.Address == "" {
 		v.missing(path+".address", "host:port of the device, e.g. 192.168.1.10:502")
 	} else if host, port, err := net.SplitHostPort(d.Address); err != nil {
@@ -371,12 +378,13 @@ func (v *validator) device(d *Device, path string, devices, tags map[string]stri
 	}
 	for j := range d.Tags {
 		v.alarmsMore(&d.Tags[j], fmt.Sprintf("%s.tags[%d].alarms", path, j), d.Interval)
-		v.tag(&d.Tags[j], fmt.Sprintf("%s.tags[%d]", path, j), tags, d.Protocol == ProtocolOPCUA)
+		// a GPIO tag, like an OPC UA tag, has no Modbus area and address
+		v.tag(&d.Tags[j], fmt.Sprintf("%s.tags[%d]", path, j), tags, d.Protocol == ProtocolOPCUA || d.Protocol == ProtocolGPIO)
 	}
 }
 
 var (
-	protocols  = []string{ProtocolModbusTCP, ProtocolModbusRTU, ProtocolModbusRTUTCP, ProtocolOPCUA}
+	protocols  = []string{ProtocolModbusTCP, ProtocolModbusRTU, ProtocolModbusRTUTCP, ProtocolOPCUA, ProtocolGPIO}
 	kinds      = []string{KindTemperature, KindPressure, KindLevel, KindFlow, KindGas, KindDigital, KindCount}
 	analog     = []string{KindTemperature, KindPressure, KindLevel, KindFlow, KindGas}
 	areas      = []string{AreaCoil, AreaDiscrete, AreaHolding, AreaInput}

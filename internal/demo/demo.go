@@ -78,16 +78,24 @@ func Run(ctx context.Context, opts Options) (err error) {
 		return fmt.Errorf("demo: the built-in configs/demo.yaml is invalid: %w", err)
 	}
 	// The tank farm's PLC (Modbus TCP) and the reactor's OPC UA server.
+	// The box's own GPIO lines (the beacon) need no simulator, only the
+	// fake backend: the demo must never drive a real line.
 	var dev, reactorDev *config.Device
+	gpioDevices := 0
 	for i := range cfg.Devices {
 		switch d := &cfg.Devices[i]; d.Protocol {
 		case config.ProtocolModbusTCP:
 			dev = d
 		case config.ProtocolOPCUA:
 			reactorDev = d
+		case config.ProtocolGPIO:
+			if d.GPIO.Backend != config.GPIOBackendFake {
+				return fmt.Errorf("demo: configs/demo.yaml device %s must use gpio backend fake, not %s", d.Name, d.GPIO.Backend)
+			}
+			gpioDevices++
 		}
 	}
-	if dev == nil || reactorDev == nil || len(cfg.Devices) != 2 {
+	if dev == nil || reactorDev == nil || len(cfg.Devices)-gpioDevices != 2 {
 		return fmt.Errorf("demo: configs/demo.yaml must have one modbus-tcp device (the tank farm) and one opcua device (the reactor)")
 	}
 	var notes []string

@@ -19,6 +19,7 @@ import (
 
 	"hazgate/buffer"
 	"hazgate/drivers"
+	gpiodrv "hazgate/drivers/gpio"
 	"hazgate/drivers/modbus"
 	"hazgate/drivers/opcua"
 	"hazgate/internal/config"
@@ -27,6 +28,7 @@ import (
 	"hazgate/internal/version"
 	"hazgate/internal/web"
 	"hazgate/rules"
+	"hazgate/rules/alarmout"
 	"hazgate/rules/interlock"
 	"hazgate/uplink"
 )
@@ -40,6 +42,10 @@ type Options struct {
 	// DrainTimeout bounds how long an orderly stop waits for the uplink to
 	// publish the final events. Zero means 3 s.
 	DrainTimeout time.Duration
+	// GPIOFake holds the lines of every device with gpio backend fake, so
+	// that tests and the demo can play the field; nil = each such device
+	// keeps a bank of its own.
+	GPIOFake *gpiodrv.Fake
 }
 
 // Gateway is one running hazgate.
@@ -58,6 +64,8 @@ type Gateway struct {
 	buses    *modbus.Buses       // one owner per RTU line, shared by the devices on it
 	clock    uplink.ClockMonitor // wall-clock jumps, reported as events and in health
 	web      *web.Server         // status page, /metrics, /healthz; nil when disabled (web.go)
+
+	alarmOuts *alarmout.Outputs // beacons and horns that follow the alarms (alarm_outputs.go)
 }
 
 // New opens the buffer and builds every stage from cfg, which must have
@@ -90,7 +98,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	g.buf, g.movedTo = buf, movedTo
 
 	for _, dev := range cfg.Devices {
-		drv, err := newDriver(dev, g.buses, log.With("device", dev.Name))
+		drv, err := newDriver(dev, g.buses, opts.GPIOFake, log.With("device", dev.Name))
 		if err != nil {
 			g.closeDrivers()
 			_ = buf.Close()
@@ -104,6 +112,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		_ = buf.Close()
 		return nil, fmt.Errorf("gateway: interlocks: %w", err)
 	}
+	g.wireAlarmOutputs()
 	for i, dev := range cfg.Devices {
 		g.loops = append(g.loops, scheduler.New(g.drivers[i], dev, g.pipe, scheduler.Options{Logger: log.With("device", dev.Name)}))
 	}
@@ -117,8 +126,10 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	return g, nil
 }
 
-func newDriver(dev config.Device, buses *modbus.Buses, log *slog.Logger) (drivers.Driver, error) {
+func newDriver(dev config.Device, buses *modbus.Buses, fake *gpiodrv.Fake, log *slog.Logger) (drivers.Driver, error) {
 	switch dev.Protocol {
+	case config.ProtocolGPIO:
+		return gpiodrv.New(dev, gpiodrv.Options{Fake: fake, Logger: log})
 	case config.ProtocolModbusTCP:
 		return modbus.NewTCP(dev, log)
 	case config.ProtocolOPCUA:
@@ -184,6 +195,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 	defer stopActuator()
 	actDone := make(chan struct{})
 	go func() { defer close(actDone); g.runActuator(actCtx) }()
+	outsDone := make(chan struct{})
+	go func() { defer close(outsDone); g.runAlarmOutputs(actCtx) }()
 
 	loopCtx, stopLoops := context.WithCancel(ctx)
 	defer stopLoops()
@@ -222,6 +235,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	loops.Wait()
 	stopActuator()
 	<-actDone
+	<-outsDone
 	stopPipe()
 	if err := <-pipeDone; err != nil && !errors.Is(err, context.Canceled) && runErr == nil {
 		runErr = fmt.Errorf("gateway: pipeline: %w", err)
