@@ -1,0 +1,74 @@
+package history
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"hazgate/internal/model"
+)
+
+// BenchmarkWrite measures what the history writer stores per second and
+// how many bytes one sample takes on disk, for flushes of 1000 samples
+// (100 tags, ten polls: a second of a large plant) and of 10 000.
+//
+//	go test -run '^$' -bench Write -benchtime 200x ./internal/history/
+func BenchmarkWrite(b *testing.B) {
+	for _, polls := range []int{10, 100} {
+		b.Run(map[int]string{10: "flush1000", 100: "flush10000"}[polls], func(b *testing.B) {
+			tags := make([]string, 100)
+			for i := range tags {
+				tags[i] = "TAG-" + string(rune('A'+i/26)) + string(rune('a'+i%26))
+			}
+			s, err := Open(filepath.Join(b.TempDir(), File), Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			batch := samples(tags, t0, 100*time.Millisecond, polls)
+			n := 0
+			b.ResetTimer()
+			for i := range b.N {
+				for j := range batch {
+					batch[j].Time = batch[j].Time.Add(time.Duration(polls) * 100 * time.Millisecond)
+					batch[j].Value += 0.001 * float64(i)
+				}
+				if err := s.Write(batch); err != nil {
+					b.Fatal(err)
+				}
+				n += len(batch)
+			}
+			b.StopTimer()
+			st := s.Stats()
+			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "samples/s")
+			b.ReportMetric(float64(st.Bytes)/float64(n), "record-bytes/sample")
+			b.ReportMetric(float64(st.FileSize)/float64(n), "file-bytes/sample")
+		})
+	}
+}
+
+// BenchmarkOffer is the cost the pipeline pays per committed batch of 100
+// samples: a copy into the writer's queue.
+func BenchmarkOffer(b *testing.B) {
+	s, err := Open(filepath.Join(b.TempDir(), File), Options{QueueBatches: 1 << 16})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	w := NewWriter(s)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	batch := make([]model.Sample, 100)
+	for i := range batch {
+		batch[i] = model.Sample{Tag: "LT-101", Value: float64(i), Time: t0.Add(time.Duration(i))}
+	}
+	b.ResetTimer()
+	for range b.N {
+		w.Offer(batch)
+	}
+	b.StopTimer()
+	cancel()
+	<-done
+}

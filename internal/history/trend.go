@@ -1,0 +1,67 @@
+package history
+
+import (
+	"math"
+	"time"
+)
+
+// Point is one step of a trend: the records of one slice of the window
+// reduced to their extremes and mean, so a chart of 30 days draws a few
+// hundred points and still shows every peak.
+type Point struct {
+	Time  time.Time `json:"-"`
+	T     string    `json:"t"` // start of the slice, RFC 3339 UTC
+	Min   float64   `json:"min"`
+	Max   float64   `json:"max"`
+	Mean  float64   `json:"mean"`
+	Count uint64    `json:"count"` // samples with a value
+	Bad   uint64    `json:"bad"`   // samples without one
+}
+
+// MaxPoints bounds the points of one trend.
+const MaxPoints = 2000
+
+// Trend reduces the records of tag in [from, to) to at most points
+// slices of equal length. Slices without records are left out; a slice
+// with only bad samples has Count 0.
+func Trend(r Reader, tag string, from, to time.Time, points int) ([]Point, error) {
+	points = min(max(points, 1), MaxPoints)
+	span := to.Sub(from)
+	if span <= 0 {
+		return nil, nil
+	}
+	step := max(span/time.Duration(points), time.Nanosecond)
+	var (
+		out []Point
+		cur *Point
+		sum float64
+	)
+	end := func() {
+		if cur != nil && cur.Count > 0 {
+			cur.Mean = sum / float64(cur.Count)
+		}
+		if cur != nil && cur.Count == 0 {
+			cur.Min, cur.Max = 0, 0
+		}
+	}
+	err := r.Range(tag, from, to, func(rec Record) error {
+		i := rec.Time.Sub(from) / step
+		start := from.Add(i * step)
+		if cur == nil || !cur.Time.Equal(start) {
+			end()
+			out = append(out, Point{Time: start.UTC(), T: FormatTime(start), Min: math.Inf(1), Max: math.Inf(-1)})
+			cur, sum = &out[len(out)-1], 0
+		}
+		cur.Bad += uint64(rec.Bad)
+		if rec.Count == 0 {
+			return nil
+		}
+		cur.Count += uint64(rec.Count)
+		sum += finite(rec.Value) * float64(rec.Count)
+		cur.Min = math.Min(cur.Min, finite(rec.Min))
+		cur.Max = math.Max(cur.Max, finite(rec.Max))
+		return nil
+	})
+	end()
+	return out, err
+}
