@@ -16,6 +16,8 @@ type Config struct {
 
 	Web Web `yaml:"web"` // status page, /metrics, /healthz (web.go)
 
+	History History `yaml:"history"` // local record of every sample (history.go)
+
 	// Path is the file the config was loaded from (not part of the YAML).
 	Path string `yaml:"-"`
 
