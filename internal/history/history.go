@@ -75,6 +75,8 @@ var (
 	ErrCorrupt = errors.New("history file is corrupt")
 	// ErrReadOnly is returned by writes on a store opened read-only.
 	ErrReadOnly = errors.New("history is open read-only")
+	// ErrDisabled is returned by readers when the config keeps no history.
+	ErrDisabled = errors.New("history is disabled (history.enabled: false)")
 )
 
 // Options configure a Store.

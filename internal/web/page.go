@@ -33,9 +33,14 @@ func newPage() (*page, error) {
 	if err != nil {
 		return nil, err
 	}
+	trendJS, err := assets.ReadFile("assets/trend.js")
+	if err != nil {
+		return nil, err
+	}
 	funcs := template.FuncMap{
-		"css": func() template.CSS { return template.CSS(css) },
-		"js":  func() template.JS { return template.JS(js) },
+		"css":     func() template.CSS { return template.CSS(css) },
+		"js":      func() template.JS { return template.JS(js) },
+		"trendjs": func() template.JS { return template.JS(trendJS) },
 	}
 	t, err := template.New("page.html").Funcs(funcs).ParseFS(assets, "assets/page.html")
 	if err != nil {
@@ -61,6 +66,8 @@ type view struct {
 	Devices                []deviceView
 	Active                 []alarmView
 	Interlocks             []interlockView
+	History                []kv       // history counters; nil when off (history.go)
+	TrendTags              []trendTag // the trend's tag selector; nil when history is off
 }
 
 type interlockView struct {
@@ -88,7 +95,9 @@ func (s *Server) servePage(w http.ResponseWriter, r *http.Request) {
 	if lang != "en" {
 		lang = "zh"
 	}
-	v := buildView(s.src(), lang)
+	snap := s.src()
+	v := buildView(snap, lang)
+	v.TrendTags = trendTags(snap, s.hist != nil, r.URL.Query().Get("trend"))
 	var out bytes.Buffer
 	if err := s.page.tmpl.Execute(&out, v); err != nil {
 		s.log.Error("render status page", "err", err)
@@ -142,6 +151,7 @@ func buildView(s Snapshot, lang string) view {
 		v.Buffer = append(v.Buffer, kv{t["buf_error"], s.Commit.Err.Error()})
 	}
 	v.Health = CheckHealth(s)
+	v.History = historyRows(s.History, t)
 
 	// the worst alarm per tag colours its row
 	worst := map[string]rules.ActiveAlarm{}

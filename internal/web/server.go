@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"hazgate/internal/config"
+	"hazgate/internal/history"
 )
 
 // rebindEvery is how often a server whose address is taken tries again:
@@ -27,6 +28,9 @@ type Options struct {
 	Config config.Web // validated, defaults applied
 	Source Source
 	Logger *slog.Logger // nil = discard
+	// History is the local history the trend and export read; nil when
+	// the gateway keeps none (internal/web/history.go).
+	History history.Reader
 }
 
 // Server is the HTTP server of one gateway.
@@ -36,6 +40,7 @@ type Server struct {
 	log     *slog.Logger
 	handler http.Handler
 	page    *page
+	hist    history.Reader // nil = no history
 
 	// sha256 of "user:password" when a password is set; compared in
 	// constant time, and hashed first so the length is not revealed.
@@ -54,7 +59,7 @@ func New(opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: opts.Config, src: opts.Source, log: log}
+	s := &Server{cfg: opts.Config, src: opts.Source, log: log, hist: opts.History}
 	if s.cfg.Listen == "" {
 		s.cfg.Listen = config.DefaultWebListen
 	}
@@ -85,6 +90,7 @@ func New(opts Options) (*Server, error) {
 	mux.Handle("GET /metrics", s.metricsHandler())
 	mux.HandleFunc("GET /healthz", s.serveHealth)
 	mux.HandleFunc("GET /{$}", s.servePage)
+	s.registerHistory(mux) // history.go
 	s.handler = s.authenticate(securityHeaders(mux))
 	return s, nil
 }

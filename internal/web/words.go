@@ -20,6 +20,8 @@ var words = map[string]map[string]string{
 		"interlocks": "联锁", "il_normal": "正常", "il_tripped": "已动作", "il_first": "首出", "il_until": "旁路至",
 		"condition": "条件成立", "bypass": "旁路", "failed_outputs": "输出失败", "yes": "是", "no": "否",
 		"refresh": "每 2 秒自动刷新", "paused": "刷新失败，稍后重试",
+		"hist": "本地历史", "hist_samples": "原始样本", "hist_aggregates": "聚合记录", "hist_dropped": "未记录（队列满或写入失败）", "hist_deleted": "超容量删除",
+		"trend": "趋势", "trend_span": "时间范围", "trend_empty": "该时间段内无数据", "trend_failed": "读取历史失败：", "trend_export": "导出 CSV",
 	},
 	"en": {
 		"title": "hazgate gateway status", "gateway": "Gateway", "version": "Version", "uptime": "Uptime", "now": "Now",
@@ -38,5 +40,7 @@ var words = map[string]map[string]string{
 		"interlocks": "Interlocks", "il_normal": "normal", "il_tripped": "tripped", "il_first": "first out", "il_until": "bypassed until",
 		"condition": "Condition holds", "bypass": "Bypass", "failed_outputs": "Failed outputs", "yes": "yes", "no": "no",
 		"refresh": "refreshes every 2 s", "paused": "refresh failed, retrying",
+		"hist": "Local history", "hist_samples": "Raw samples", "hist_aggregates": "Aggregates", "hist_dropped": "Not recorded (queue full, write failed)", "hist_deleted": "Deleted (over max_bytes)",
+		"trend": "Trend", "trend_span": "Span", "trend_empty": "No data in this span", "trend_failed": "Reading the history failed:", "trend_export": "Export CSV",
 	},
 }
