@@ -76,6 +76,8 @@ func commands() map[string]command {
 		"modbus": cmdModbus,
 		"buffer": cmdBuffer,
 		"opcua":  cmdOPCUA,
+
+		"history": cmdHistory, // cmd_history.go
 	}
 }
 
@@ -89,6 +91,8 @@ Usage:
   hazgate watch --broker URL [--gateway ID] [--for DURATION]   check a gateway's uplink as the platform sees it
   hazgate modbus read (--tcp|--rtu-tcp HOST:PORT | --rtu DEVICE --baud N) --unit U --addr A [--count N --type T --order O]
                                                      read registers on site, no config needed (docs/modbus.md)
+  hazgate history export --tag TAG --from TIME [--to TIME] [--format csv|json] (-c FILE | --data DIR)
+                                                     the local history of one tag (docs/history.md)
   hazgate version
 `)
 }

@@ -536,6 +536,32 @@ func walk(cs []*bolt.Cursor, seek []byte, fn func(k, v []byte) (bool, error)) er
 	}
 }
 
+// Span is the time of the oldest and the newest record of tag; both are
+// zero when it has none.
+func (s *Store) Span(tag string) (first, last time.Time, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		for _, root := range [][]byte{oldBucket, tagsBucket} {
+			r := tx.Bucket(root)
+			if r == nil {
+				continue
+			}
+			b := r.Bucket([]byte(tag))
+			if b == nil {
+				continue
+			}
+			c := b.Cursor()
+			if k, _ := c.First(); len(k) == keyLen && (first.IsZero() || keyTime(k).Before(first)) {
+				first = keyTime(k)
+			}
+			if k, _ := c.Last(); len(k) == keyLen && keyTime(k).After(last) {
+				last = keyTime(k)
+			}
+		}
+		return nil
+	})
+	return first, last, err
+}
+
 // Tags lists the tags that have records, in name order.
 func (s *Store) Tags() ([]string, error) {
 	var out []string
