@@ -22,7 +22,7 @@ func (v *validator) history(c *Config) {
 		return
 	}
 	if h.MaxBytes < 1<<20 {
-		v.report("history.max_bytes", "%s is too small (at least 1MiB; 30 days of 50 tags polled every second need about 400MiB with the default downsampling)", h.MaxBytes)
+		v.report("history.max_bytes", "%s is too small (at least 1MiB; 30 days of 50 tags polled every second need about 300MB with the default downsampling)", h.MaxBytes)
 	}
 	if h.MaxAge < 0 {
 		v.report("history.max_age", "%s is negative (0 means no age limit; SAWS Order 40 asks for at least 720h)", h.MaxAge)
