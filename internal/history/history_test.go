@@ -437,3 +437,52 @@ func TestWriterDropsWhenFull(t *testing.T) {
 		}
 	}
 }
+
+// TestTrend: slices keep the extremes and the count-weighted mean of raw
+// samples and aggregates alike, count bad samples apart, and start at the
+// first record when it is later than asked.
+func TestTrend(t *testing.T) {
+	clk := &clock{t: t0}
+	s := open(t, Options{MaxBytes: 200 << 10, DownsampleAfter: time.Hour, DownsampleInterval: time.Minute, Now: clk.Now})
+	// two hours at 1 s from t0+1h, values 0..7199, one bad
+	var in []model.Sample
+	for i := range 7200 {
+		in = append(in, model.Sample{Tag: "LT-101", Value: float64(i), Time: t0.Add(time.Hour + time.Duration(i)*time.Second)})
+	}
+	in[100].Quality, in[100].Reason, in[100].Value = model.Bad, model.ReasonTimeout, 0
+	if err := s.Write(in); err != nil {
+		t.Fatal(err)
+	}
+	clk.Set(t0.Add(3 * time.Hour)) // the first hour is older than downsample_after
+	if err := s.Enforce(); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Aggregates != 60 || st.Raw != 3600 {
+		t.Fatalf("expected the first hour in 60 aggregates: %+v", st)
+	}
+	pts, start, err := Trend(s, "LT-101", t0, t0.Add(4*time.Hour), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !start.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("trend starts at %s, want the first record at %s", start, t0.Add(time.Hour))
+	}
+	sum := func(a, b int) float64 { return float64(a+b) * float64(b-a+1) / 2 }
+	want := []Point{
+		{Min: 0, Max: 2699, Count: 2699, Bad: 1, Mean: (sum(0, 2699) - 100) / 2699},
+		{Min: 2700, Max: 5399, Count: 2700, Mean: 4049.5},
+		{Min: 5400, Max: 7199, Count: 1800, Mean: 6299.5},
+	}
+	if len(pts) != len(want) {
+		t.Fatalf("%d points: %+v", len(pts), pts)
+	}
+	for i, p := range pts {
+		w := want[i]
+		if p.Min != w.Min || p.Max != w.Max || p.Count != w.Count || p.Bad != w.Bad || math.Abs(p.Mean-w.Mean) > 1e-9 {
+			t.Errorf("point %d = %+v, want %+v", i, p, w)
+		}
+		if wantT := start.Add(time.Duration(i) * 45 * time.Minute); !p.Time.Equal(wantT) {
+			t.Errorf("point %d at %s, want %s", i, p.Time, wantT)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package history
 
 import (
+	"errors"
 	"math"
 	"time"
 )
@@ -23,12 +24,25 @@ const MaxPoints = 2000
 
 // Trend reduces the records of tag in [from, to) to at most points
 // slices of equal length. Slices without records are left out; a slice
-// with only bad samples has Count 0.
-func Trend(r Reader, tag string, from, to time.Time, points int) ([]Point, error) {
+// with only bad samples has Count 0. When the first record is later than
+// from (a gateway started an hour ago, asked for a day), the slices start
+// at that record, so the chart spreads what there is instead of drawing
+// it in one corner; start is where they begin.
+func Trend(r Reader, tag string, from, to time.Time, points int) (pts []Point, start time.Time, err error) {
 	points = min(max(points, 1), MaxPoints)
+	errFound := errors.New("found")
+	err = r.Range(tag, from, to, func(rec Record) error {
+		if rec.Time.After(from) {
+			from = rec.Time.Truncate(time.Second)
+		}
+		return errFound
+	})
+	if err != nil && !errors.Is(err, errFound) {
+		return nil, from, err
+	}
 	span := to.Sub(from)
 	if span <= 0 {
-		return nil, nil
+		return nil, from, nil
 	}
 	step := max(span/time.Duration(points), time.Nanosecond)
 	var (
@@ -44,12 +58,12 @@ func Trend(r Reader, tag string, from, to time.Time, points int) ([]Point, error
 			cur.Min, cur.Max = 0, 0
 		}
 	}
-	err := r.Range(tag, from, to, func(rec Record) error {
+	err = r.Range(tag, from, to, func(rec Record) error {
 		i := rec.Time.Sub(from) / step
-		start := from.Add(i * step)
-		if cur == nil || !cur.Time.Equal(start) {
+		at := from.Add(i * step)
+		if cur == nil || !cur.Time.Equal(at) {
 			end()
-			out = append(out, Point{Time: start.UTC(), T: FormatTime(start), Min: math.Inf(1), Max: math.Inf(-1)})
+			out = append(out, Point{Time: at.UTC(), T: FormatTime(at), Min: math.Inf(1), Max: math.Inf(-1)})
 			cur, sum = &out[len(out)-1], 0
 		}
 		cur.Bad += uint64(rec.Bad)
@@ -63,5 +77,5 @@ func Trend(r Reader, tag string, from, to time.Time, points int) ([]Point, error
 		return nil
 	})
 	end()
-	return out, err
+	return out, from, err
 }

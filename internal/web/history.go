@@ -109,7 +109,7 @@ func (s *Server) historyError(w http.ResponseWriter, err error, status int) {
 
 type trendResponse struct {
 	Tag    string          `json:"tag"`
-	From   string          `json:"from"`
+	From   string          `json:"from"` // the first record's time when later than asked
 	To     string          `json:"to"`
 	Points []history.Point `json:"points"`
 }
@@ -133,7 +133,7 @@ func (s *Server) serveTrend(w http.ResponseWriter, r *http.Request) {
 		}
 		points = n
 	}
-	pts, err := history.Trend(s.hist, hq.tag, hq.from, hq.to, points)
+	pts, start, err := history.Trend(s.hist, hq.tag, hq.from, hq.to, points)
 	if err != nil {
 		s.historyError(w, err, http.StatusInternalServerError)
 		return
@@ -142,7 +142,7 @@ func (s *Server) serveTrend(w http.ResponseWriter, r *http.Request) {
 		pts = []history.Point{}
 	}
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(trendResponse{Tag: hq.tag, From: history.FormatTime(hq.from), To: history.FormatTime(hq.to), Points: pts})
+	_ = json.NewEncoder(w).Encode(trendResponse{Tag: hq.tag, From: history.FormatTime(start), To: history.FormatTime(hq.to), Points: pts})
 }
 
 func (s *Server) serveExport(w http.ResponseWriter, r *http.Request) {

@@ -26,10 +26,13 @@
     var s = Math.abs(v) >= 1000 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(3);
     return s.indexOf(".") >= 0 ? s.replace(/0+$/, "").replace(/\.$/, "") : s;
   }
-  function when(ms, long) {
+  // a time label: with the date over more than 36 h, with seconds
+  // under 10 min
+  function when(ms, span) {
     var d = new Date(ms), p = function (n) { return (n < 10 ? "0" : "") + n; };
     var hm = p(d.getHours()) + ":" + p(d.getMinutes());
-    return long ? p(d.getMonth() + 1) + "-" + p(d.getDate()) + " " + hm : hm;
+    if (span < 600000) return hm + ":" + p(d.getSeconds());
+    return span > 36 * 3600000 ? p(d.getMonth() + 1) + "-" + p(d.getDate()) + " " + hm : hm;
   }
   function draw(data) {
     while (svg.firstChild) svg.removeChild(svg.firstChild);
@@ -50,10 +53,9 @@
       el("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), "class": "grid" });
       el("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end" }, num(v));
     }
-    var long = t1 - t0 > 36 * 3600 * 1000;
     for (var j = 0; j <= 4; j++) {
       var ms = t0 + (t1 - t0) * j / 4;
-      el("text", { x: x(ms), y: H - 6, "text-anchor": j === 0 ? "start" : j === 4 ? "end" : "middle" }, when(ms, long));
+      el("text", { x: x(ms), y: H - 6, "text-anchor": j === 0 ? "start" : j === 4 ? "end" : "middle" }, when(ms, t1 - t0));
     }
     var upper = [], lower = [], mean = [];
     good.forEach(function (p) {
@@ -65,6 +67,12 @@
     if (good.length) {
       el("polygon", { points: upper.concat(lower).join(" "), "class": "band" });
       el("polyline", { points: mean.join(" "), "class": "mean" });
+    }
+    if (good.length <= 60) {
+      // few points (a fresh start, a short span): mark each one
+      good.forEach(function (p) {
+        el("circle", { cx: x(Date.parse(p.t)).toFixed(1), cy: y(p.mean).toFixed(1), r: 2.5, "class": "dot" });
+      });
     }
     data.points.forEach(function (p) {
       if (p.bad > 0) {
