@@ -48,6 +48,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"time"
 
@@ -193,10 +194,13 @@ func Open(path string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("history file %s: %w", path, err)
 		}
 	}
-	db, err := openBolt(path, opts.ReadOnly)
+	db, err := openBolt(path, opts.ReadOnly, mmapSize(opts))
 	if err != nil {
 		return nil, err
 	}
+	// With the map made up front bbolt grows the file in AllocSize steps
+	// (16 MiB by default); a small history gets small steps.
+	db.AllocSize = int(min(max(opts.MaxBytes/32, 1<<20), 16<<20))
 	s := &Store{db: db, path: path, opts: opts, log: opts.Logger.With("component", "history")}
 	if err := s.load(); err != nil {
 		_ = db.Close()
@@ -224,7 +228,20 @@ func OpenOrRecover(path string, opts Options) (s *Store, movedTo string, err err
 	return s, movedTo, err
 }
 
-func openBolt(path string, readOnly bool) (db *bolt.DB, err error) {
+// mmapSize is what the writer maps up front. bbolt must remap when the
+// file outgrows its map, and a remap waits for every open read: a long
+// export from the status page would then stall the writer (and history
+// would drop samples). On 64-bit, address space is plentiful: map twice
+// MaxBytes, the most the file grows to. 32-bit (linux/arm) keeps bbolt's
+// growing map to spare the address space.
+func mmapSize(opts Options) int {
+	if opts.ReadOnly || strconv.IntSize < 64 {
+		return 0
+	}
+	return int(min(2*opts.MaxBytes+64<<20, 1<<40))
+}
+
+func openBolt(path string, readOnly bool, mmap int) (db *bolt.DB, err error) {
 	if !readOnly {
 		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 			return nil, fmt.Errorf("history directory: %w", err)
@@ -237,10 +254,11 @@ func openBolt(path string, readOnly bool) (db *bolt.DB, err error) {
 		}
 	}()
 	db, err = bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:        time.Second,
-		ReadOnly:       readOnly,
-		NoFreelistSync: true,
-		FreelistType:   bolt.FreelistMapType,
+		Timeout:         time.Second,
+		ReadOnly:        readOnly,
+		NoFreelistSync:  true,
+		FreelistType:    bolt.FreelistMapType,
+		InitialMmapSize: mmap,
 	})
 	switch {
 	case err == nil:

@@ -486,3 +486,59 @@ func TestTrend(t *testing.T) {
 		}
 	}
 }
+
+// TestLongReadDoesNotStallWrites: an export holds one read transaction
+// for as long as it streams. While it is open the writer must still grow
+// the file and commit (bbolt would otherwise wait for the read to end
+// before remapping, and history would drop samples meanwhile).
+func TestLongReadDoesNotStallWrites(t *testing.T) {
+	if strconv.IntSize < 64 {
+		t.Skip("32-bit maps as it grows; a long export may delay history writes there")
+	}
+	s := open(t, Options{MaxBytes: 64 << 20})
+	if err := s.Write(samples([]string{"LT-101"}, t0, time.Second, 10)); err != nil {
+		t.Fatal(err)
+	}
+	inRead, release := make(chan struct{}), make(chan struct{})
+	readDone := make(chan error, 1)
+	go func() {
+		first := true
+		readDone <- s.Range("LT-101", t0, t0.Add(time.Hour), func(Record) error {
+			if first {
+				first = false
+				close(inRead)
+				<-release // an export stuck on a slow client
+			}
+			return nil
+		})
+	}()
+	<-inRead
+	before := s.Stats().FileSize
+	writeDone := make(chan error, 1)
+	go func() {
+		tags := []string{"A", "B", "C", "D", "E", "F", "G", "H", "I", "J"}
+		for i := range 20 {
+			if err := s.Write(samples(tags, t0.Add(time.Duration(i)*time.Hour), 100*time.Millisecond, 2000)); err != nil {
+				writeDone <- err
+				return
+			}
+		}
+		writeDone <- nil
+	}()
+	select {
+	case err := <-writeDone:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(60 * time.Second):
+		close(release)
+		t.Fatal("writes waited for the open read")
+	}
+	if after := s.Stats().FileSize; after <= before {
+		t.Fatalf("the file did not grow (%d -> %d bytes): the test proves nothing", before, after)
+	}
+	close(release)
+	if err := <-readDone; err != nil {
+		t.Fatal(err)
+	}
+}
