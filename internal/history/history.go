@@ -109,9 +109,21 @@ type Store struct {
 	opts Options
 	log  *slog.Logger
 
-	// mu guards st and serialises the writing side (Write, retention).
-	mu sync.Mutex
-	st counters
+	// wmu serialises the writing side (Write, Enforce); st belongs to it.
+	wmu sync.Mutex
+	st  counters
+
+	// shown is st as of the last commit, for Stats: the status page and
+	// /metrics must not wait for a retention pass that holds wmu.
+	shownMu sync.Mutex
+	shown   counters
+}
+
+// publish makes the counters of the last commit visible to Stats.
+func (s *Store) publish() {
+	s.shownMu.Lock()
+	s.shown = s.st
+	s.shownMu.Unlock()
 }
 
 var (
@@ -206,6 +218,7 @@ func Open(path string, opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, err
 	}
+	s.publish()
 	return s, nil
 }
 
@@ -329,9 +342,9 @@ type Stats struct {
 
 // Stats returns the counters; safe from any goroutine.
 func (s *Store) Stats() Stats {
-	s.mu.Lock()
-	c := s.st
-	s.mu.Unlock()
+	s.shownMu.Lock()
+	c := s.shown
+	s.shownMu.Unlock()
 	st := Stats{Bytes: int64(c.bytes), Raw: c.raw, Aggregates: c.agg, Downsampled: c.downsampled, Deleted: c.deleted, Expired: c.expired}
 	if fi, err := os.Stat(s.path); err == nil {
 		st.FileSize = fi.Size()
@@ -453,8 +466,8 @@ func (s *Store) Write(samples []model.Sample) error {
 	if len(samples) == 0 {
 		return nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	st := s.st
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		tags := tx.Bucket(tagsBucket)
@@ -494,6 +507,7 @@ func (s *Store) Write(samples []model.Sample) error {
 		return fmt.Errorf("history: write %d samples: %w", len(samples), err)
 	}
 	s.st = st
+	s.publish()
 	return nil
 }
 

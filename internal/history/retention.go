@@ -43,8 +43,8 @@ func (s *Store) Enforce() error {
 	if s.opts.ReadOnly {
 		return ErrReadOnly
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	if err := s.expire(); err != nil {
 		return err
 	}
@@ -53,9 +53,9 @@ func (s *Store) Enforce() error {
 
 // overBytes says whether Enforce would have work for the byte bound.
 func (s *Store) overBytes() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return int64(s.st.bytes) > s.opts.MaxBytes
+	s.shownMu.Lock()
+	defer s.shownMu.Unlock()
+	return int64(s.shown.bytes) > s.opts.MaxBytes
 }
 
 func (s *Store) lowWater() uint64 { return uint64(s.opts.MaxBytes) * lowWaterPercent / 100 }
@@ -149,7 +149,11 @@ func (s *Store) window() time.Duration {
 
 func (s *Store) saveCounters() error {
 	st := s.st
-	return s.db.Update(func(tx *bolt.Tx) error { return st.save(tx.Bucket(metaBucket)) })
+	if err := s.db.Update(func(tx *bolt.Tx) error { return st.save(tx.Bucket(metaBucket)) }); err != nil {
+		return err
+	}
+	s.publish()
+	return nil
 }
 
 // tagNames lists the tag buckets.
@@ -250,8 +254,10 @@ func (s *Store) eachTag(fn func(t tagTx) (int, error)) error {
 		})
 		if err != nil {
 			_ = s.db.View(func(tx *bolt.Tx) error { s.st.load(tx.Bucket(metaBucket)); return nil })
+			s.publish()
 			return err
 		}
+		s.publish()
 	}
 	return nil
 }
