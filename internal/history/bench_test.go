@@ -2,6 +2,7 @@ package history
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -115,3 +116,43 @@ func BenchmarkExportCSV(b *testing.B) {
 type countWriter int64
 
 func (c *countWriter) Write(p []byte) (int, error) { *c += countWriter(len(p)); return len(p), nil }
+
+// BenchmarkDownsample measures a retention pass that folds six hours of
+// 100 tags polled every second (2.16 M samples) into one-minute
+// aggregates, as it runs when a full history first passes max_bytes.
+//
+//	go test -run '^$' -bench Downsample -benchtime 1x ./internal/history/
+func BenchmarkDownsample(b *testing.B) {
+	tags := make([]string, 100)
+	for i := range tags {
+		tags[i] = fmt.Sprintf("TT-%03d", i)
+	}
+	for range b.N {
+		b.StopTimer()
+		clk := &clock{t: t0}
+		s, err := Open(filepath.Join(b.TempDir(), File), Options{MaxBytes: 8 << 20, DownsampleInterval: time.Minute, Now: clk.Now})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for m := range 6 * 60 {
+			if err := s.Write(samples(tags, t0.Add(time.Duration(m)*time.Minute), time.Second, 60)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		before := s.Stats()
+		clk.Set(t0.Add(7 * time.Hour))
+		b.StartTimer()
+		start := time.Now()
+		if err := s.Enforce(); err != nil {
+			b.Fatal(err)
+		}
+		el := time.Since(start)
+		b.StopTimer()
+		after := s.Stats()
+		b.ReportMetric(float64(after.Downsampled)/el.Seconds(), "samples-folded/s")
+		b.ReportMetric(float64(before.Bytes)/(1<<20), "MiB-before")
+		b.ReportMetric(float64(after.Bytes)/(1<<20), "MiB-after")
+		b.ReportMetric(float64(after.Deleted), "deleted")
+		s.Close()
+	}
+}
