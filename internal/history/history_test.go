@@ -542,3 +542,32 @@ func TestLongReadDoesNotStallWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestWriterKeepsTheBound: the writer applies the byte bound by itself
+// after a flush that went over it.
+func TestWriterKeepsTheBound(t *testing.T) {
+	clk := &clock{t: t0}
+	const maxBytes = 1 << 20
+	s := open(t, Options{MaxBytes: maxBytes, DownsampleAfter: time.Hour, FlushEvery: 5 * time.Millisecond, QueueBatches: 4, Now: clk.Now})
+	w := NewWriter(s)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	for b := range 4 * 24 * 6 { // four days of two tags every 10 s, ten minutes per batch
+		clk.Set(t0.Add(time.Duration(b+1) * 10 * time.Minute))
+		batch := samples([]string{"LT-101", "PT-201"}, t0.Add(time.Duration(b)*10*time.Minute), 10*time.Second, 60)
+		for !w.Offer(batch) {
+			time.Sleep(time.Millisecond) // the test waits for room; the pipeline would drop
+		}
+	}
+	cancel()
+	<-done
+	if st := w.Stats(); st.Written != 4*24*60*6*2 || st.Failed != 0 {
+		t.Fatalf("writer %+v", st)
+	}
+	st := s.Stats()
+	// the last flush may go over until the next pass; one batch is 4 KB
+	if st.Bytes > maxBytes+8<<10 || st.Downsampled == 0 || st.Deleted != 0 {
+		t.Fatalf("store after the writer: %+v", st)
+	}
+}
