@@ -38,10 +38,10 @@ func newPage() (*page, error) {
 		return nil, err
 	}
 	funcs := template.FuncMap{
-		"css":     func() template.CSS { return template.CSS(css) },
-		"js":      func() template.JS { return template.JS(js) },
-		"trendjs": func() template.JS { return template.JS(trendJS) },
+		"css": func() template.CSS { return template.CSS(css) },
+		"js":  func() template.JS { return template.JS(js) },
 	}
+	funcs["trendjs"] = func() template.JS { return template.JS(trendJS) } // history.go
 	t, err := template.New("page.html").Funcs(funcs).ParseFS(assets, "assets/page.html")
 	if err != nil {
 		return nil, err
