@@ -81,6 +81,7 @@ func commands() map[string]command {
 		// operator actions through the running gateway's local API (cmd_operate.go)
 		"alarm":     cmdAlarm,
 		"interlock": cmdInterlock,
+		"history":   cmdHistory, // cmd_history.go
 	}
 }
 
@@ -96,6 +97,8 @@ Usage:
                                                      read registers on site, no config needed (docs/modbus.md)
   hazgate alarm list|ack|shelve|unshelve TAG[:LEVEL] --by NAME [--for 1h --reason TEXT] [-c FILE]
   hazgate interlock list|reset|bypass|unbypass NAME --by NAME [--for 30m --reason TEXT] [-c FILE]
+  hazgate history export --tag TAG --from TIME [--to TIME] [--format csv|json] (-c FILE | --data DIR)
+                                                     the local history of one tag (docs/history.md)
   hazgate version
 `)
 }

@@ -800,7 +800,7 @@ devices:
 	// x-device is not a field: anchors need a home in the schema, so this
 	// must fail with the unknown field only.
 	got := problems(t, src)
-	want := []string{"plant.yaml:3:1: x-device: unknown field (valid fields: gateway, buffer, uplink, devices, interlocks, web, alarm_outputs)"}
+	want := []string{"plant.yaml:3:1: x-device: unknown field (valid fields: gateway, buffer, uplink, devices, interlocks, web, alarm_outputs, history)"}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}

@@ -17,6 +17,7 @@ type Config struct {
 	Web Web `yaml:"web"` // status page, /metrics, /healthz (web.go)
 
 	AlarmOutputs []AlarmOutput `yaml:"alarm_outputs"` // beacons and horns that follow the alarms (alarm_outputs.go)
+	History      History       `yaml:"history"`       // local record of every sample (history.go)
 
 	// Path is the file the config was loaded from (not part of the YAML).
 	Path string `yaml:"-"`

@@ -198,6 +198,7 @@ func (v *validator) validate(c *Config) {
 	v.alarmOutputs(c)   // alarm_outputs.go
 	v.uplinkCommands(c) // validate_uplink.go
 	v.web(c)            // validate_web.go
+	v.history(c)        // validate_history.go
 }
 
 func (v *validator) gateway(c *Config) {

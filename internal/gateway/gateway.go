@@ -66,6 +66,7 @@ type Gateway struct {
 	web      *web.Server         // status page, /metrics, /healthz; nil when disabled (web.go)
 
 	alarmOuts *alarmout.Outputs // beacons and horns that follow the alarms (alarm_outputs.go)
+	hist      *gatewayHistory   // local history of every sample; nil when disabled (history.go)
 }
 
 // New opens the buffer and builds every stage from cfg, which must have
@@ -123,6 +124,11 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: uplink: %w", err)
 	}
 	g.up = up
+	if err := g.openHistory(); err != nil {
+		g.closeDrivers()
+		_ = buf.Close()
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	return g, nil
 }
 
@@ -184,6 +190,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 	upDone := make(chan error, 1)
 	go func() { upDone <- g.up.Run(upCtx) }()
 
+	// History outlives the pipeline, to record its last commit.
+	histCtx, stopHistory := context.WithCancel(context.Background())
+	defer stopHistory()
+	histDone := g.runHistory(histCtx)
+
 	pipeCtx, stopPipe := context.WithCancel(context.Background())
 	defer stopPipe()
 	pipeDone := make(chan error, 1)
@@ -240,6 +251,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if err := <-pipeDone; err != nil && !errors.Is(err, context.Canceled) && runErr == nil {
 		runErr = fmt.Errorf("gateway: pipeline: %w", err)
 	}
+	stopHistory()
+	<-histDone
 	stop := model.Event{Kind: model.GatewayStopped, Time: time.Now().UTC(), Message: fmt.Sprintf("gateway %s stopping", g.cfg.Gateway.ID)}
 	appendCtx, cancelAppend := context.WithTimeout(context.Background(), 5*time.Second)
 	if err := g.buf.Append(appendCtx, []model.Event{stop}, nil); err != nil {
@@ -289,6 +302,7 @@ func (g *Gateway) closeBuffer() {
 		if err := g.buf.Close(); err != nil {
 			g.log.Error("close buffer", "err", err)
 		}
+		g.closeHistory()
 	})
 }
 

@@ -41,6 +41,10 @@ type pipeline struct {
 	locks pipeLocks // interlocks and operator requests (interlocks.go)
 
 	latest latestValues // newest durable sample per tag, last commit (latest.go)
+
+	// toHistory takes a copy of every durable batch without waiting
+	// (history.go); nil when history is off.
+	toHistory func([]model.Sample)
 }
 
 func newPipeline(engine *rules.Engine, buf *buffer.Buffer, log *slog.Logger) *pipeline {
@@ -275,6 +279,9 @@ func (p *pipeline) commit(b *batch) error {
 		err = p.append(ctx, b.events, b.samples)
 		cancel()
 		p.latest.note(b.samples, err)
+		if err == nil && p.toHistory != nil {
+			p.toHistory(b.samples)
+		}
 		if err != nil {
 			err = fmt.Errorf("append %d events and %d samples: %w", len(b.events), len(b.samples), err)
 		}

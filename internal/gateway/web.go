@@ -18,7 +18,11 @@ func (g *Gateway) newWeb() error {
 	if !g.cfg.Web.On() {
 		return nil
 	}
-	s, err := web.New(web.Options{Config: g.cfg.Web, Source: g.webSnapshot, Operator: webOperator{g}, Logger: g.log.With("stage", "web")})
+	opts := web.Options{Config: g.cfg.Web, Source: g.webSnapshot, Operator: webOperator{g}, Logger: g.log.With("stage", "web")}
+	if g.cfg.History.On() {
+		opts.History = historyReader{g} // history.go
+	}
+	s, err := web.New(opts)
 	if err != nil {
 		return err
 	}
@@ -64,6 +68,9 @@ func (g *Gateway) webSnapshot() web.Snapshot {
 		Commit: web.Commit{At: commit.At, Err: commit.Err},
 	}
 	s.Uplink.Connected = st.Connected
+	if h := g.History(); h.Enabled {
+		s.History = &web.HistoryStats{Store: h.Store, Writer: h.Writer}
+	}
 	for i, dev := range g.cfg.Devices {
 		d := web.Device{Name: dev.Name, Protocol: dev.Protocol, Address: dev.Address,
 			Interval: dev.Interval.D(), Timeout: dev.Timeout.D()}

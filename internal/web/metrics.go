@@ -185,6 +185,7 @@ func (s *Server) metricsHandler() http.Handler {
 	// The Go runtime's and the process's own series (heap, GC, goroutines,
 	// RSS, open files) are what an integrator needs to size a box.
 	reg.MustRegister(newCollector(s.src), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(newHistoryCollector(s.src)) // history.go
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog:      slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		ErrorHandling: promhttp.ContinueOnError,

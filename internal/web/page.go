@@ -37,11 +37,16 @@ func newPage() (*page, error) {
 	if err != nil {
 		return nil, err
 	}
+	trendJS, err := assets.ReadFile("assets/trend.js")
+	if err != nil {
+		return nil, err
+	}
 	funcs := template.FuncMap{
 		"css":     func() template.CSS { return template.CSS(css) },
 		"js":      func() template.JS { return template.JS(js) },
 		"operate": func() template.JS { return template.JS(opjs) },
 	}
+	funcs["trendjs"] = func() template.JS { return template.JS(trendJS) } // history.go
 	t, err := template.New("page.html").Funcs(funcs).ParseFS(assets, "assets/page.html")
 	if err != nil {
 		return nil, err
@@ -70,7 +75,9 @@ type view struct {
 	Operate bool
 	// Account is who the actions are recorded as before the typed name:
 	// "local" or the basic-auth user.
-	Account string
+	Account   string
+	History   []kv       // history counters; nil when off (history.go)
+	TrendTags []trendTag // the trend's tag selector; nil when history is off
 }
 
 type interlockView struct {
@@ -102,7 +109,9 @@ func (s *Server) servePage(w http.ResponseWriter, r *http.Request) {
 	if lang != "en" {
 		lang = "zh"
 	}
-	v := buildView(s.src(), lang)
+	snap := s.src()
+	v := buildView(snap, lang)
+	v.TrendTags = trendTags(snap, s.hist != nil, r.URL.Query().Get("trend"))
 	if s.ops != nil {
 		v.Operate, v.Account = true, LocalAccount
 		if s.cred != nil {
@@ -162,6 +171,7 @@ func buildView(s Snapshot, lang string) view {
 		v.Buffer = append(v.Buffer, kv{t["buf_error"], s.Commit.Err.Error()})
 	}
 	v.Health = CheckHealth(s)
+	v.History = historyRows(s.History, t)
 
 	// the worst alarm per tag colours its row
 	worst := map[string]rules.ActiveAlarm{}

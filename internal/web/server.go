@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"hazgate/internal/config"
+	"hazgate/internal/history"
 )
 
 // rebindEvery is how often a server whose address is taken tries again:
@@ -30,6 +31,9 @@ type Options struct {
 	// Operator carries out acknowledgements, resets and bypasses; nil
 	// leaves the page read-only (no buttons, no POST endpoints).
 	Operator Operator
+	// History is the local history the trend and export read; nil when
+	// the gateway keeps none (internal/web/history.go).
+	History history.Reader
 }
 
 // Server is the HTTP server of one gateway.
@@ -40,6 +44,7 @@ type Server struct {
 	log     *slog.Logger
 	handler http.Handler
 	page    *page
+	hist    history.Reader // nil = no history
 
 	// sha256 of "user:password" when a password is set; compared in
 	// constant time, and hashed first so the length is not revealed.
@@ -58,7 +63,7 @@ func New(opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: opts.Config, src: opts.Source, ops: opts.Operator, log: log}
+	s := &Server{cfg: opts.Config, src: opts.Source, ops: opts.Operator, log: log, hist: opts.History}
 	if s.cfg.Listen == "" {
 		s.cfg.Listen = config.DefaultWebListen
 	}
@@ -90,6 +95,7 @@ func New(opts Options) (*Server, error) {
 	mux.HandleFunc("GET /healthz", s.serveHealth)
 	mux.HandleFunc("GET /{$}", s.servePage)
 	s.routeOperations(mux)
+	s.registerHistory(mux) // history.go
 	s.handler = s.authenticate(securityHeaders(mux))
 	return s, nil
 }

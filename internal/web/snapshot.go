@@ -32,6 +32,7 @@ type Snapshot struct {
 	Active     []rules.ActiveAlarm // every alarm not in the normal state
 	Interlocks []interlock.Status
 	Commit     Commit
+	History    *HistoryStats // nil when the gateway keeps no history (history.go)
 }
 
 // Device is one device loop and its tags.

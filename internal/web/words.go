@@ -25,6 +25,8 @@ var words = map[string]map[string]string{
 		"confirm_reset": "复位联锁 %s？复位不会自动恢复输出（阀门须由操作人员另行打开）。",
 		"bypass_title":  "旁路联锁", "bypass_for": "时长", "bypass_reason": "原因（必填）", "cancel": "取消", "ok": "确定",
 		"shelve": "搁置", "unshelve": "取消搁置", "shelve_title": "搁置报警", "shelved_until": "已搁置至",
+		"hist": "本地历史", "hist_samples": "原始样本", "hist_aggregates": "聚合记录", "hist_dropped": "未记录（队列满或写入失败）", "hist_deleted": "超容量删除",
+		"trend": "趋势", "trend_span": "时间范围", "trend_empty": "该时间段内无数据", "trend_failed": "读取历史失败：", "trend_export": "导出 CSV",
 	},
 	"en": {
 		"title": "hazgate gateway status", "gateway": "Gateway", "version": "Version", "uptime": "Uptime", "now": "Now",
@@ -48,5 +50,7 @@ var words = map[string]map[string]string{
 		"confirm_reset": "Reset interlock %s? A reset does not write the outputs back (reopen valves deliberately).",
 		"bypass_title":  "Bypass interlock", "bypass_for": "For", "bypass_reason": "Reason (required)", "cancel": "Cancel", "ok": "OK",
 		"shelve": "Shelve", "unshelve": "Unshelve", "shelve_title": "Shelve alarm", "shelved_until": "shelved until",
+		"hist": "Local history", "hist_samples": "Raw samples", "hist_aggregates": "Aggregates", "hist_dropped": "Not recorded (queue full, write failed)", "hist_deleted": "Deleted (over max_bytes)",
+		"trend": "Trend", "trend_span": "Span", "trend_empty": "No data in this span", "trend_failed": "Reading the history failed:", "trend_export": "Export CSV",
 	},
 }
