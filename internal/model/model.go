@@ -124,6 +124,8 @@ const (
 	AlarmShelved          EventKind = "alarm_shelved"           // an operator shelved an alarm until Until
 	AlarmUnshelved        EventKind = "alarm_unshelved"         // the shelving was removed by an operator
 	ShelveExpired         EventKind = "shelve_expired"          // the shelving ran out by itself
+
+	ConfigChanged EventKind = "config_changed" // a reloaded config was applied; OldConfigHash and ConfigHash say which
 )
 
 // Alarm levels.
@@ -156,6 +158,11 @@ type Event struct {
 	Interlock string             `json:"interlock,omitempty"` // interlock name
 	Values    map[string]float64 `json:"values,omitempty"`    // interlock inputs at the trip
 	Until     *time.Time         `json:"until,omitempty"`     // bypass expiry
+
+	// Config reload: the hashes (first 16 hex digits of the SHA-256 of
+	// the file) of the config before and after.
+	OldConfigHash string `json:"old_config_hash,omitempty"`
+	ConfigHash    string `json:"config_hash,omitempty"`
 }
 
 // GapInfo describes records the buffer dropped because it was full or too old.
