@@ -84,7 +84,8 @@ func usage(w io.Writer) {
 
 Usage:
   hazgate demo [--mqtt-listen ADDR] [--for DURATION]   simulated plant + embedded broker
-  hazgate run -c FILE [--log-level LEVEL] [--log-format text|json]
+  hazgate run -c FILE [--log-level LEVEL] [--log-format auto|text|json] [--reload-poll 2s]
+                                                     SIGHUP or a changed FILE reloads it
   hazgate validate FILE...                           exit 0 when valid, 2 when not
   hazgate watch --broker URL [--gateway ID] [--for DURATION]   check a gateway's uplink as the platform sees it
   hazgate modbus read (--tcp|--rtu-tcp HOST:PORT | --rtu DEVICE --baud N) --unit U --addr A [--count N --type T --order O]
@@ -122,6 +123,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("c", "", "config file (YAML)")
+	reloadPoll := fs.Duration("reload-poll", defaultReloadPoll, "look at the config file this often and reload it when it changed (0: only on SIGHUP)")
 	var lf logFlags
 	lf.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -136,6 +138,11 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "hazgate run: %v\n", err)
 		return exitUsage
 	}
+	// SIGHUP reloads the config (reload.go); caught from here on so that
+	// it never ends the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	cfg, err := config.Load(*path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -147,6 +154,10 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
 		log.Error("cannot start", "err", err)
 		return exitFailure
 	}
+	w := &configWatcher{path: *path, g: g, log: log.With("stage", "reload"), every: *reloadPoll, hup: hup, running: cfg.Hash()}
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go w.run(wctx)
 	if err := g.Run(ctx); err != nil {
 		log.Error("stopped on error", "err", err)
 		return exitFailure
