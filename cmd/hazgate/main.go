@@ -18,10 +18,12 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"hazgate/internal/config"
 	"hazgate/internal/demo"
 	"hazgate/internal/gateway"
+	"hazgate/internal/logging"
 	"hazgate/internal/version"
 )
 
@@ -97,11 +99,14 @@ Usage:
 // logFlags are the logging options every long-running command takes.
 type logFlags struct {
 	level, format string
+	repeat        time.Duration         // --log-repeat
+	limit         *logging.LimitHandler // set by logger; Flush at exit
 }
 
 func (l *logFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&l.level, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&l.format, "log-format", "text", "text (terminal) or json (systemd, log collectors)")
+	fs.StringVar(&l.format, "log-format", logging.FormatAuto, "auto (json under systemd, text otherwise), text or json")
+	fs.DurationVar(&l.repeat, "log-repeat", logging.DefaultRepeatEvery, "write the same message at most once per this long, with a count of the repeats (0: every time)")
 }
 
 func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {
@@ -110,13 +115,30 @@ func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {
 		return nil, fmt.Errorf("--log-level: %w", err)
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
 	switch l.format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case logging.FormatAuto, logging.FormatText, logging.FormatJSON:
+		h = slog.NewTextHandler(w, opts)
+		if logging.JSON(l.format, w) {
+			h = slog.NewJSONHandler(w, opts)
+		}
+	default:
+		return nil, fmt.Errorf("--log-format: %q is not auto, text or json", l.format)
 	}
-	return nil, fmt.Errorf("--log-format: %q is not text or json", l.format)
+	if l.repeat > 0 {
+		// A dead device or an unreachable broker must not write a line
+		// per attempt for days (internal/logging).
+		l.limit = logging.NewLimit(h, logging.LimitOptions{Every: l.repeat})
+		h = l.limit
+	}
+	return slog.New(h), nil
+}
+
+// flush writes the repeat counts still held back.
+func (l *logFlags) flush() {
+	if l.limit != nil {
+		l.limit.Flush(context.Background())
+	}
 }
 
 func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
@@ -138,6 +160,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "hazgate run: %v\n", err)
 		return exitUsage
 	}
+	defer lf.flush()
 	// SIGHUP reloads the config (reload.go); caught from here on so that
 	// it never ends the process.
 	hup := make(chan os.Signal, 1)
@@ -207,6 +230,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "hazgate demo: %v\n", err)
 		return exitUsage
 	}
+	defer lf.flush()
 	err = demo.Run(ctx, demo.Options{MQTTListen: *listen, PlantListen: *plant, For: *dur, DataDir: *dataDir, Out: stdout, Logger: log})
 	if err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintf(stderr, "hazgate demo: %v\n", err)

@@ -92,7 +92,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	g.buf, g.movedTo = buf, movedTo
 
 	for _, dev := range cfg.Devices {
-		drv, err := newDriver(dev, g.buses, log.With("device", dev.Name))
+		drv, err := newDriver(dev, g.buses, log)
 		if err != nil {
 			g.closeDrivers()
 			_ = buf.Close()
@@ -107,7 +107,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: interlocks: %w", err)
 	}
 	for i, dev := range cfg.Devices {
-		g.loops = append(g.loops, scheduler.New(g.drivers[i], dev, g.pipe, scheduler.Options{Logger: log.With("device", dev.Name)}))
+		g.loops = append(g.loops, scheduler.New(g.drivers[i], dev, g.pipe, scheduler.Options{Logger: log}))
 	}
 	up, err := uplink.New(uplink.Options{Config: cfg, Logger: log.With("stage", "uplink"), Health: g.health, Commands: g.commandOptions()}, buf)
 	if err != nil {
@@ -124,7 +124,7 @@ func newDriver(dev config.Device, buses *modbus.Buses, log *slog.Logger) (driver
 	case config.ProtocolModbusTCP:
 		return modbus.NewTCP(dev, log)
 	case config.ProtocolOPCUA:
-		return opcua.New(dev, log)
+		return opcua.New(dev, log.With("device", dev.Name)) // the Modbus drivers and the loops name the device themselves
 	case config.ProtocolModbusRTU, config.ProtocolModbusRTUTCP:
 		// RTU devices on one serial port or converter share one bus owner.
 		bus, err := buses.For(dev)

@@ -211,7 +211,7 @@ func (g *Gateway) reload(ctx context.Context, cfg *config.Config) (ReloadResult,
 		if keepDev[d.Name] {
 			continue
 		}
-		drv, err := newDriver(d, g.buses, g.log.With("device", d.Name))
+		drv, err := newDriver(d, g.buses, g.log)
 		if err != nil {
 			closeNew()
 			return res, fmt.Errorf("device %s: %w", d.Name, err)
@@ -284,7 +284,7 @@ func (g *Gateway) reload(ctx context.Context, cfg *config.Config) (ReloadResult,
 		l, drv := byName[d.Name], drvByName[d.Name]
 		if l == nil {
 			drv = newDrv[d.Name]
-			l = scheduler.New(drv, d, g.pipe, scheduler.Options{Logger: g.log.With("device", d.Name)})
+			l = scheduler.New(drv, d, g.pipe, scheduler.Options{Logger: g.log})
 			start = append(start, l)
 		}
 		loops, drvs = append(loops, l), append(drvs, drv)
