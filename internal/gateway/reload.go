@@ -119,6 +119,9 @@ func (g *Gateway) current() (*config.Config, []*scheduler.Loop, []drivers.Driver
 // an error (ErrRestartNeeded among others) with the old config still
 // running. A config identical to the running one changes nothing.
 func (g *Gateway) Reload(ctx context.Context, cfg *config.Config) (ReloadResult, error) {
+	if cfg == nil {
+		return ReloadResult{}, errors.New("reload: no config")
+	}
 	req := reloadRequest{cfg: cfg, done: make(chan reloadReply, 1)}
 	select {
 	case g.rl.requests <- req:

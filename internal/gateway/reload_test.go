@@ -242,11 +242,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	// No gap in the unchanged device's data: at 50 ms, anything beyond a
 	// second (generous for a loaded machine) would be a restart.
 	times := plat.samples("LT-1")
-	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
-	var worst time.Duration
-	for i := 1; i < len(times); i++ {
-		worst = max(worst, times[i].Sub(times[i-1]))
-	}
+	worst := largestGap(times)
 	if worst > time.Second {
 		t.Errorf("LT-1 samples have a gap of %v", worst)
 	}
@@ -263,5 +259,20 @@ func TestReloadUnderLoad(t *testing.T) {
 		}
 	}
 	plat.mu.Unlock()
-	t.Logf("LT-1: %d samples, largest gap %v; plc-a polls %d", len(times), worst, loopA.Stats().Polls)
+	// The changed device restarts: its unchanged tag misses about the
+	// polls of the restart, no more.
+	gapB := largestGap(plat.samples("TT-1"))
+	if gapB > 2*time.Second {
+		t.Errorf("TT-1 samples have a gap of %v across the restart of plc-b", gapB)
+	}
+	t.Logf("LT-1: %d samples, largest gap %v; plc-a polls %d; TT-1 (device restarted) largest gap %v", len(times), worst, loopA.Stats().Polls, gapB)
+}
+
+func largestGap(times []time.Time) time.Duration {
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	var worst time.Duration
+	for i := 1; i < len(times); i++ {
+		worst = max(worst, times[i].Sub(times[i-1]))
+	}
+	return worst
 }
