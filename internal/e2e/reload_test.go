@@ -2,10 +2,14 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -68,7 +72,9 @@ func TestReloadBySIGHUP(t *testing.T) {
 	plant, b := plantAndBroker(t)
 	coll := newCollector()
 	coll.attach(t, b)
-	base := demoConfigYAML(t, plant.Addr(), b.URL(), filepath.Join(dir, "data"))
+	// The status page on a free port: its /metrics shows each device
+	// loop's poll counter, which a restarted loop would start afresh.
+	base := append(demoConfigYAML(t, plant.Addr(), b.URL(), filepath.Join(dir, "data")), "web: {listen: \"127.0.0.1:0\"}\n"...)
 	cfgPath := writeFile(t, dir, "gateway.yaml", base)
 
 	logs := &lockedBuffer{}
@@ -79,6 +85,21 @@ func TestReloadBySIGHUP(t *testing.T) {
 		}
 	}()
 	waitFor(t, 15*time.Second, "first data", func() bool { return coll.max("data") > 20 })
+	var metricsURL string
+	waitFor(t, 10*time.Second, "the status page's address in the log", func() bool {
+		m := statusURL.FindStringSubmatch(logs.String())
+		if m != nil {
+			metricsURL = m[1] + "metrics"
+		}
+		return m != nil
+	})
+	// Enough polls that a loop started afresh by the reload could not
+	// have caught up by the time the counter is read again.
+	var polls0 int
+	waitFor(t, 15*time.Second, "30 polls of the tank farm", func() bool {
+		polls0 = devicePolls(t, metricsURL, "tank-farm-plc")
+		return polls0 >= 30
+	})
 
 	// A valid change, announced by SIGHUP.
 	writeFile(t, dir, "gateway.yaml", reactorVariant(t, base, 4))
@@ -88,6 +109,11 @@ func TestReloadBySIGHUP(t *testing.T) {
 	waitFor(t, 10*time.Second, "config_changed at the platform", func() bool { return coll.kindCount("config_changed") == 1 })
 	if l := logs.String(); !strings.Contains(l, "config reloaded") || !strings.Contains(l, "changed=[reactor-r301]") {
 		t.Errorf("the reload is not logged with the changed device")
+	}
+	if polls1 := devicePolls(t, metricsURL, "tank-farm-plc"); polls1 < polls0 {
+		t.Errorf("the unchanged tank farm PLC's loop was restarted: %d polls before the reload, %d after", polls0, polls1)
+	} else {
+		t.Logf("tank-farm-plc polls: %d before the reload, %d after", polls0, polls1)
 	}
 
 	// An invalid file: refused, reported, and the gateway goes on.
@@ -115,6 +141,32 @@ func TestReloadBySIGHUP(t *testing.T) {
 			t.Errorf("%s: %d sequence numbers never arrived: %s", stream, len(m), summarize(m))
 		}
 	}
+}
+
+var statusURL = regexp.MustCompile(`msg="status page listening".* url=(\S+)`)
+
+// devicePolls reads the device's poll counter from /metrics.
+func devicePolls(t *testing.T, url, device string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`device_polls_total\{device="` + regexp.QuoteMeta(device) + `"\} ([0-9.e+]+)`)
+	m := re.FindSubmatch(body)
+	if m == nil {
+		t.Fatalf("no poll counter for %s in %s:\n%s", device, url, body)
+	}
+	f, err := strconv.ParseFloat(string(m[1]), 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(f)
 }
 
 // TestKilledDuringReload kills the gateway with SIGKILL at a random moment
