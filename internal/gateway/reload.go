@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"hazgate/drivers"
@@ -82,6 +83,11 @@ type reloadState struct {
 	quit     chan struct{} // closed when Run no longer takes requests
 	quitOnce sync.Once
 	runs     map[*scheduler.Loop]*loopRun // owned by Run's goroutine
+
+	// lines are the settings of every RS-485 line opened so far, by bus
+	// key: modbus.Buses keeps a line's first settings for good, even
+	// after its last device went away. Owned by Run's goroutine.
+	lines map[string]*config.Serial
 }
 
 type reloadRequest struct {
@@ -104,6 +110,19 @@ func (g *Gateway) initReload() {
 	g.rl.requests = make(chan reloadRequest)
 	g.rl.quit = make(chan struct{})
 	g.rl.runs = map[*scheduler.Loop]*loopRun{}
+	g.rl.lines = map[string]*config.Serial{}
+	noteLines(g.rl.lines, g.cfg)
+}
+
+// noteLines adds the lines of cfg not yet in lines.
+func noteLines(lines map[string]*config.Serial, cfg *config.Config) {
+	for _, d := range cfg.Devices {
+		if k := d.BusKey(); k != "" {
+			if _, ok := lines[k]; !ok {
+				lines[k] = d.Serial
+			}
+		}
+	}
 }
 
 // current returns the config, loops and drivers in effect, loops and
@@ -174,7 +193,7 @@ func (g *Gateway) reload(ctx context.Context, cfg *config.Config) (ReloadResult,
 	if res.Same() && res.NewHash != "" {
 		return res, nil
 	}
-	if why := restartNeeded(old, cfg); len(why) > 0 {
+	if why := restartNeeded(old, cfg, g.rl.lines); len(why) > 0 {
 		return res, fmt.Errorf("%w: %s", ErrRestartNeeded, strings.Join(why, "; "))
 	}
 
@@ -240,7 +259,10 @@ func (g *Gateway) reload(ctx context.Context, cfg *config.Config) (ReloadResult,
 	// gateway meanwhile does not abandon it halfway.
 	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	swapped := false
+	// swap: 0 not yet, 1 done by the pipeline, 2 given up by this side
+	// (the pipeline did not take the request in time): whichever comes
+	// first wins, so a late swap never follows a refusal.
+	var swap atomic.Int32
 	err = g.operate(octx, func(now time.Time) ([]model.Event, error) {
 		for _, st := range g.pipe.locks.engine.Status() {
 			if (st.Tripped || st.Bypassed) && !sameIL[st.Name] {
@@ -251,18 +273,20 @@ func (g *Gateway) reload(ctx context.Context, cfg *config.Config) (ReloadResult,
 				return nil, fmt.Errorf("interlock %s is %s and the new config changes or removes it: reset it (or end the bypass) first", st.Name, what)
 			}
 		}
+		if !swap.CompareAndSwap(0, 1) {
+			return nil, errors.New("reload given up")
+		}
 		engine.Carry(g.pipe.engine, func(tag string) bool { return sameTag[tag] })
 		locks.Carry(g.pipe.locks.engine, func(name string) bool { return sameIL[name] })
 		g.pipe.engine = engine
 		g.pipe.locks.engine = locks
-		swapped = true
 		return []model.Event{ev}, nil
 	})
-	switch {
-	case err != nil && !swapped:
-		closeNew()
-		return res, err
-	case err != nil:
+	if err != nil {
+		if swap.CompareAndSwap(0, 2) || swap.Load() != 1 {
+			closeNew()
+			return res, err
+		}
 		// The engines are the new ones: the devices must follow. The
 		// buffer failing stops the pipeline, and the gateway with it.
 		g.log.Error("config_changed event not recorded", "err", err)
@@ -296,6 +320,7 @@ func (g *Gateway) reload(ctx context.Context, cfg *config.Config) (ReloadResult,
 	g.rl.mu.Lock()
 	g.cfg, g.loops, g.drivers, g.rl.writers = cfg, loops, drvs, writers
 	g.rl.mu.Unlock()
+	noteLines(g.rl.lines, cfg)
 	for _, l := range start {
 		g.startLoop(ctx, l)
 	}
@@ -304,7 +329,7 @@ func (g *Gateway) reload(ctx context.Context, cfg *config.Config) (ReloadResult,
 
 // restartNeeded lists what differs between old and cfg that a reload
 // cannot apply.
-func restartNeeded(old, cfg *config.Config) []string {
+func restartNeeded(old, cfg *config.Config, lines map[string]*config.Serial) []string {
 	var why []string
 	for _, s := range []struct {
 		name   string
@@ -320,14 +345,8 @@ func restartNeeded(old, cfg *config.Config) []string {
 			why = append(why, "section "+s.name+" changed")
 		}
 	}
-	// An RS-485 line keeps the settings it was opened with while a device
-	// uses it (modbus.Buses).
-	lines := map[string]*config.Serial{}
-	for _, d := range old.Devices {
-		if k := d.BusKey(); k != "" {
-			lines[k] = d.Serial
-		}
-	}
+	// An RS-485 line keeps the settings it was first opened with
+	// (modbus.Buses).
 	seen := map[string]bool{}
 	for _, d := range cfg.Devices {
 		k := d.BusKey()
