@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -82,6 +83,10 @@ type EventMessage struct {
 	Interlock string             `json:"interlock,omitempty"`
 	Values    map[string]float64 `json:"values,omitempty"`
 	Until     string             `json:"until,omitempty"`
+
+	// Config reload (config_changed).
+	OldConfigHash string `json:"old_config_hash,omitempty"`
+	ConfigHash    string `json:"config_hash,omitempty"`
 }
 
 // GapPayload says which records the gateway's buffer dropped.
@@ -144,14 +149,15 @@ type tagMeta struct {
 type encoder struct {
 	gateway, enterprise string
 	head                []byte // {"v":1,"gateway":..,"enterprise":..
-	tags                map[string]*tagMeta
+	// tags is replaced whole when a reloaded config changes the tags
+	// (UpdateTags, reload.go), while the session goroutine encodes.
+	tags atomic.Pointer[map[string]*tagMeta]
 }
 
 func newEncoder(cfg *config.Config) *encoder {
 	e := &encoder{
 		gateway:    cfg.Gateway.ID,
 		enterprise: cfg.Gateway.EnterpriseCode,
-		tags:       make(map[string]*tagMeta),
 	}
 	e.head = append(e.head, `{"v":`...)
 	e.head = strconv.AppendInt(e.head, PayloadVersion, 10)
@@ -159,11 +165,7 @@ func newEncoder(cfg *config.Config) *encoder {
 	e.head = appendString(e.head, e.gateway)
 	e.head = append(e.head, `,"enterprise":`...)
 	e.head = appendString(e.head, e.enterprise)
-	for _, d := range cfg.Devices {
-		for _, t := range d.Tags {
-			e.tags[t.Name] = newTagMeta(t.Name, t.Description, t.Kind, t.Unit, t.HazardSource, t.Indicator)
-		}
-	}
+	e.setTags(cfg)
 	return e
 }
 
@@ -184,7 +186,7 @@ func newTagMeta(name, description, kind, unit, hazard, indicator string) *tagMet
 // meta returns the tag's metadata; a tag that is no longer configured is
 // still sent, with its name only.
 func (e *encoder) meta(tag string) *tagMeta {
-	if m, ok := e.tags[tag]; ok {
+	if m, ok := (*e.tags.Load())[tag]; ok {
 		return m
 	}
 	return newTagMeta(tag, "", "", "", "", "")
@@ -321,6 +323,8 @@ func (e *encoder) appendEvent(b []byte, r *model.Record) []byte {
 		b = append(b, `,"until":`...)
 		b = appendTime(b, *ev.Until)
 	}
+	b = appendMember(b, "old_config_hash", ev.OldConfigHash, true)
+	b = appendMember(b, "config_hash", ev.ConfigHash, true)
 	return append(b, '}')
 }
 

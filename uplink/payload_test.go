@@ -65,6 +65,10 @@ func TestGoldenEvents(t *testing.T) {
 				`"tag":"LT-101","description":"Tank T-101 level","hazard_source":"HS-320100-01","indicator":"LT101-LV","level":"hh","unit":"m",` +
 				`"message":"bypassed","colour":"red","priority":1,"state":"bypassed","who":"op \"7\"","interlock":"IL-1","values":{"a":1.5,"b":2},` +
 				`"until":"2026-11-23T09:59:59.871Z"}`},
+		{"config changed", model.Record{Stream: model.StreamEvent, Seq: 16, Event: model.Event{
+			Kind: model.ConfigChanged, Time: t0, Message: "config reloaded", OldConfigHash: "3f2a9c0d11e4b7a2", ConfigHash: "0123456789abcdef"}},
+			`{"v":1,"gateway":"gw-01","enterprise":"E3201001","stream":"event","seq":16,"kind":"config_changed","time":"2026-11-23T09:59:59.871Z",` +
+				`"message":"config reloaded","old_config_hash":"3f2a9c0d11e4b7a2","config_hash":"0123456789abcdef"}`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -19,10 +19,12 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"hazgate/internal/config"
 	"hazgate/internal/demo"
 	"hazgate/internal/gateway"
+	"hazgate/internal/logging"
 	"hazgate/internal/version"
 )
 
@@ -90,7 +92,8 @@ func usage(w io.Writer) {
 
 Usage:
   hazgate demo [--mqtt-listen ADDR] [--for DURATION]   simulated plant + embedded broker
-  hazgate run -c FILE [--log-level LEVEL] [--log-format text|json]
+  hazgate run -c FILE [--log-level LEVEL] [--log-format auto|text|json] [--reload-poll 2s]
+                                                     SIGHUP or a changed FILE reloads it
   hazgate validate FILE...                           exit 0 when valid, 2 when not
   hazgate watch --broker URL [--gateway ID] [--for DURATION]   check a gateway's uplink as the platform sees it
   hazgate modbus read (--tcp|--rtu-tcp HOST:PORT | --rtu DEVICE --baud N) --unit U --addr A [--count N --type T --order O]
@@ -106,11 +109,14 @@ Usage:
 // logFlags are the logging options every long-running command takes.
 type logFlags struct {
 	level, format string
+	repeat        time.Duration         // --log-repeat
+	limit         *logging.LimitHandler // set by logger; Flush at exit
 }
 
 func (l *logFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&l.level, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&l.format, "log-format", "text", "text (terminal) or json (systemd, log collectors)")
+	fs.StringVar(&l.format, "log-format", logging.FormatAuto, "auto (json under systemd, text otherwise), text or json")
+	fs.DurationVar(&l.repeat, "log-repeat", logging.DefaultRepeatEvery, "write the same message at most once per this long, with a count of the repeats (0: every time)")
 }
 
 func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {
@@ -119,19 +125,37 @@ func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {
 		return nil, fmt.Errorf("--log-level: %w", err)
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
 	switch l.format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case logging.FormatAuto, logging.FormatText, logging.FormatJSON:
+		h = slog.NewTextHandler(w, opts)
+		if logging.JSON(l.format, w) {
+			h = slog.NewJSONHandler(w, opts)
+		}
+	default:
+		return nil, fmt.Errorf("--log-format: %q is not auto, text or json", l.format)
 	}
-	return nil, fmt.Errorf("--log-format: %q is not text or json", l.format)
+	if l.repeat > 0 {
+		// A dead device or an unreachable broker must not write a line
+		// per attempt for days (internal/logging).
+		l.limit = logging.NewLimit(h, logging.LimitOptions{Every: l.repeat})
+		h = l.limit
+	}
+	return slog.New(h), nil
+}
+
+// flush writes the repeat counts still held back.
+func (l *logFlags) flush() {
+	if l.limit != nil {
+		l.limit.Flush(context.Background())
+	}
 }
 
 func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("c", "", "config file (YAML)")
+	reloadPoll := fs.Duration("reload-poll", defaultReloadPoll, "look at the config file this often and reload it when it changed (0: only on SIGHUP)")
 	var lf logFlags
 	lf.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -146,6 +170,12 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "hazgate run: %v\n", err)
 		return exitUsage
 	}
+	defer lf.flush()
+	// SIGHUP reloads the config (reload.go); caught from here on so that
+	// it never ends the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	cfg, err := config.Load(*path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -161,6 +191,10 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
 	// tree of a 50,000-tag file); give it back to the OS now rather than
 	// over minutes, so the box's memory shows what the gateway really uses.
 	debug.FreeOSMemory()
+	w := &configWatcher{path: *path, g: g, log: log.With("stage", "reload"), every: *reloadPoll, hup: hup, running: cfg.Hash()}
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go w.run(wctx)
 	if err := g.Run(ctx); err != nil {
 		log.Error("stopped on error", "err", err)
 		return exitFailure
@@ -210,6 +244,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "hazgate demo: %v\n", err)
 		return exitUsage
 	}
+	defer lf.flush()
 	err = demo.Run(ctx, demo.Options{MQTTListen: *listen, PlantListen: *plant, For: *dur, DataDir: *dataDir, Out: stdout, Logger: log})
 	if err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintf(stderr, "hazgate demo: %v\n", err)

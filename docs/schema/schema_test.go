@@ -33,6 +33,8 @@ func TestSchemasAcceptGoodAndRefuseBad(t *testing.T) {
 		{Event, strings.Replace(event, `"level":"hh",`, ``, 1), false}, // alarm without level
 		{Event, strings.Replace(event, `"alarm_raised"`, `"some_new_kind"`, 1), true},
 		{Event, strings.Replace(event, `"message":"LT-101 high-high"`, `"msg":""`, 1), false},
+		{Event, `{"v":1,"gateway":"gw-01","enterprise":"E","stream":"event","seq":13,"kind":"config_changed","time":"2026-11-23T09:59:59.871Z","message":"config reloaded","old_config_hash":"3f2a9c0d11e4b7a2","config_hash":"0123456789abcdef"}`, true},
+		{Event, `{"v":1,"gateway":"gw-01","enterprise":"E","stream":"event","seq":13,"kind":"config_changed","time":"2026-11-23T09:59:59.871Z","message":"config reloaded","config_hash":"0123456789abcdef"}`, false}, // old hash missing
 		{Status, status, true},
 		{Status, strings.Replace(status, `"reason":"connection lost",`, ``, 1), false},
 		{Reply, reply, true},

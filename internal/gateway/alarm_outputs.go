@@ -12,13 +12,12 @@ import (
 // wireAlarmOutputs builds the outputs that follow the alarms (beacons,
 // horns; config alarm_outputs), written through their devices' drivers.
 func (g *Gateway) wireAlarmOutputs() {
+	// Through tagWriter, like the interlocks: a reload may replace the
+	// driver of the output's device (reload.go). Alarm outputs are
+	// writable tags (the config checks), so wireInterlocks has listed them.
 	writers := map[string]drivers.Writer{}
-	for i, dev := range g.cfg.Devices {
-		if w, ok := g.drivers[i].(drivers.Writer); ok {
-			for _, t := range dev.Tags {
-				writers[t.Name] = w
-			}
-		}
+	for tag := range g.rl.writers {
+		writers[tag] = tagWriter{g, tag}
 	}
 	g.alarmOuts = alarmout.New(g.cfg.AlarmOutputs, writers, g.pipe.active, alarmout.Options{
 		Report: g.recordAlarmOutput,

@@ -27,7 +27,7 @@ func (r latestReader) ReadTag(_ context.Context, tag string) (model.Sample, erro
 	latest, _ := r.g.Latest()
 	s, ok := latest[tag]
 	if !ok {
-		if _, known := r.g.cfg.TagByName()[tag]; !known {
+		if _, known := r.g.Config().TagByName()[tag]; !known {
 			return model.Sample{}, fmt.Errorf("no tag %q in this gateway's configuration", tag)
 		}
 		return model.Sample{}, fmt.Errorf("tag %q has no sample yet", tag)

@@ -64,6 +64,7 @@ type Gateway struct {
 	buses    *modbus.Buses       // one owner per RTU line, shared by the devices on it
 	clock    uplink.ClockMonitor // wall-clock jumps, reported as events and in health
 	web      *web.Server         // status page, /metrics, /healthz; nil when disabled (web.go)
+	rl       reloadState         // hot reload; guards cfg, loops and drivers (reload.go)
 
 	alarmOuts *alarmout.Outputs // beacons and horns that follow the alarms (alarm_outputs.go)
 	hist      *gatewayHistory   // local history of every sample; nil when disabled (history.go)
@@ -80,6 +81,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		opts.DrainTimeout = 3 * time.Second
 	}
 	g := &Gateway{cfg: cfg, log: log, opts: opts, buses: modbus.NewBuses(log)}
+	g.initReload()
 	if err := g.newWeb(); err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
@@ -99,7 +101,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	g.buf, g.movedTo = buf, movedTo
 
 	for _, dev := range cfg.Devices {
-		drv, err := newDriver(dev, g.buses, opts.GPIOFake, log.With("device", dev.Name))
+		drv, err := newDriver(dev, g.buses, opts.GPIOFake, log)
 		if err != nil {
 			g.closeDrivers()
 			_ = buf.Close()
@@ -115,7 +117,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	}
 	g.wireAlarmOutputs()
 	for i, dev := range cfg.Devices {
-		g.loops = append(g.loops, scheduler.New(g.drivers[i], dev, g.pipe, scheduler.Options{Logger: log.With("device", dev.Name)}))
+		g.loops = append(g.loops, scheduler.New(g.drivers[i], dev, g.pipe, scheduler.Options{Logger: log}))
 	}
 	up, err := uplink.New(uplink.Options{Config: cfg, Logger: log.With("stage", "uplink"), Health: g.health, Commands: g.commandOptions()}, buf)
 	if err != nil {
@@ -139,7 +141,7 @@ func newDriver(dev config.Device, buses *modbus.Buses, fake *gpiodrv.Fake, log *
 	case config.ProtocolModbusTCP:
 		return modbus.NewTCP(dev, log)
 	case config.ProtocolOPCUA:
-		return opcua.New(dev, log)
+		return opcua.New(dev, log.With("device", dev.Name)) // the Modbus drivers and the loops name the device themselves
 	case config.ProtocolModbusRTU, config.ProtocolModbusRTUTCP:
 		// RTU devices on one serial port or converter share one bus owner.
 		bus, err := buses.For(dev)
@@ -211,15 +213,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 
 	loopCtx, stopLoops := context.WithCancel(ctx)
 	defer stopLoops()
-	var loops sync.WaitGroup
 	for _, l := range g.loops {
-		loops.Add(1)
-		go func() {
-			defer loops.Done()
-			if err := l.Run(loopCtx); err != nil && !errors.Is(err, context.Canceled) {
-				g.log.Error("device loop stopped", "err", err)
-			}
-		}()
+		g.startLoop(loopCtx, l) // each stoppable alone by a reload (reload.go)
 	}
 	// The status page only reads; it stops first, before anything it shows.
 	webCtx, stopWeb := context.WithCancel(context.Background())
@@ -228,22 +223,29 @@ func (g *Gateway) Run(ctx context.Context) error {
 	g.log.Info("gateway running", "gateway", g.cfg.Gateway.ID, "devices", len(g.loops), "data_dir", g.cfg.Gateway.DataDir)
 
 	var runErr error
-	select {
-	case <-ctx.Done():
-	case err := <-pipeDone:
-		// The pipeline only stops on its own when the buffer cannot be
-		// written: nothing acquired could be kept, so stop loudly.
-		runErr = fmt.Errorf("gateway: pipeline stopped: %w", err)
-		pipeDone <- err
-	case err := <-upDone:
-		runErr = fmt.Errorf("gateway: uplink stopped: %w", err)
-		upDone <- err
+	for {
+		select {
+		case <-ctx.Done():
+		case req := <-g.rl.requests:
+			res, err := g.reload(loopCtx, req.cfg)
+			req.done <- reloadReply{res, err}
+			continue
+		case err := <-pipeDone:
+			// The pipeline only stops on its own when the buffer cannot be
+			// written: nothing acquired could be kept, so stop loudly.
+			runErr = fmt.Errorf("gateway: pipeline stopped: %w", err)
+			pipeDone <- err
+		case err := <-upDone:
+			runErr = fmt.Errorf("gateway: uplink stopped: %w", err)
+			upDone <- err
+		}
+		break
 	}
 
 	stopWeb()
 	<-webDone
 	stopLoops()
-	loops.Wait()
+	g.waitLoops()
 	stopActuator()
 	<-actDone
 	<-outsDone
@@ -325,6 +327,7 @@ type DeviceStatus struct {
 
 // Status returns a snapshot; safe to call from any goroutine.
 func (g *Gateway) Status() Status {
+	cfg, loops, _ := g.current()
 	s := Status{
 		Connected: g.up.Connected(),
 		Buffer:    g.buf.Stats(),
@@ -335,8 +338,8 @@ func (g *Gateway) Status() Status {
 	if started := g.started.Load(); started != nil {
 		s.Uptime = time.Since(*started)
 	}
-	for i, l := range g.loops {
-		s.Devices = append(s.Devices, DeviceStatus{Name: g.cfg.Devices[i].Name, Stats: l.Stats()})
+	for i, l := range loops {
+		s.Devices = append(s.Devices, DeviceStatus{Name: cfg.Devices[i].Name, Stats: l.Stats()})
 	}
 	return s
 }
@@ -345,9 +348,10 @@ func (g *Gateway) Status() Status {
 // (docs/uplink.md §3.3); the uplink adds the broker part.
 func (g *Gateway) health() uplink.Health {
 	st := g.buf.Stats()
+	cfg, loops, _ := g.current()
 	h := uplink.Health{
-		ConfigHash: shortHash16(g.cfg.Hash()),
-		Devices:    make([]uplink.DeviceHealth, 0, len(g.loops)),
+		ConfigHash: shortHash16(cfg.Hash()),
+		Devices:    make([]uplink.DeviceHealth, 0, len(loops)),
 		Buffer: uplink.BufferHealth{
 			Records:      st.Event.Records + st.Data.Records,
 			EventRecords: st.Event.Records,
@@ -369,10 +373,10 @@ func (g *Gateway) health() uplink.Health {
 		age := max(time.Since(oldest).Seconds(), 0)
 		h.Buffer.OldestAgeS = &age
 	}
-	for i, l := range g.loops {
+	for i, l := range loops {
 		ls := l.Stats()
 		d := uplink.DeviceHealth{
-			Name: g.cfg.Devices[i].Name, State: string(ls.State), Polls: ls.Polls,
+			Name: cfg.Devices[i].Name, State: string(ls.State), Polls: ls.Polls,
 			Failures: ls.Failures, TotalFailures: ls.TotalFailures, Overruns: ls.Overruns,
 			LastError: ls.LastError,
 		}

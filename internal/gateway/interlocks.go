@@ -40,17 +40,12 @@ func (g *Gateway) wireInterlocks() error {
 	if err != nil {
 		return err
 	}
+	// The actuator writes through tagWriter, which finds the tag's driver
+	// at write time: a reload may replace a device's driver (reload.go).
+	g.rl.writers = writersOf(g.cfg, g.drivers)
 	writers := map[string]drivers.Writer{}
-	for i, dev := range g.cfg.Devices {
-		w, ok := g.drivers[i].(drivers.Writer)
-		if !ok {
-			continue
-		}
-		for _, t := range dev.Tags {
-			if t.Writable {
-				writers[t.Name] = w
-			}
-		}
+	for tag := range g.rl.writers {
+		writers[tag] = tagWriter{g, tag}
 	}
 	act := interlock.NewActuator(writers, interlock.ActuatorOptions{Logger: g.log.With("stage", "actuator")})
 	g.pipe.locks = pipeLocks{engine: engine, act: act, ops: make(chan operatorRequest)}

@@ -63,5 +63,6 @@ func (g *Gateway) Latest() (map[string]model.Sample, CommitStatus) {
 // UplinkStats returns the uplink's counters. Safe from any goroutine.
 func (g *Gateway) UplinkStats() uplink.Stats { return g.up.Stats() }
 
-// Config is the configuration the gateway runs with. Do not modify it.
-func (g *Gateway) Config() *config.Config { return g.cfg }
+// Config is the configuration the gateway runs with (the newest one
+// after a reload). Do not modify it.
+func (g *Gateway) Config() *config.Config { cfg, _, _ := g.current(); return cfg }

@@ -8,9 +8,10 @@ import "hazgate/drivers/modbus"
 // "rtu-tcp 10.0.0.5:4001"). Safe to call from any goroutine.
 func (g *Gateway) ModbusStats() (devices, buses map[string]modbus.Stats) {
 	devices, buses = map[string]modbus.Stats{}, map[string]modbus.Stats{}
-	for i, d := range g.drivers {
+	cfg, _, drvs := g.current()
+	for i, d := range drvs {
 		if s, ok := d.(interface{ Stats() modbus.Stats }); ok {
-			devices[g.cfg.Devices[i].Name] = s.Stats()
+			devices[cfg.Devices[i].Name] = s.Stats()
 		}
 	}
 	for _, b := range g.buses.All() {

@@ -251,7 +251,8 @@ func (p *pipeline) record(b *batch, events []model.Event) {
 		p.publishInterlocks()
 	}
 	for _, e := range events {
-		p.log.Info(e.Message, "kind", e.Kind, "tag", e.Tag, "level", e.Level)
+		// "level" would clash with the record's own level in JSON.
+		p.log.Info(e.Message, "kind", e.Kind, "tag", e.Tag, "alarm_level", e.Level)
 	}
 	b.events = append(b.events, events...)
 }

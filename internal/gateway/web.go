@@ -60,10 +60,11 @@ func (g *Gateway) WebURL() string {
 // webSnapshot is the status page's view of the gateway.
 func (g *Gateway) webSnapshot() web.Snapshot {
 	st := g.Status()
+	cfg := g.Config() // may be newer than st after a reload: matched by name below
 	latest, commit := g.Latest()
 	s := web.Snapshot{
-		Now: time.Now(), GatewayID: g.cfg.Gateway.ID, Version: version.Version,
-		ConfigHash: shortHash16(g.cfg.Hash()), Uptime: st.Uptime,
+		Now: time.Now(), GatewayID: cfg.Gateway.ID, Version: version.Version,
+		ConfigHash: shortHash16(cfg.Hash()), Uptime: st.Uptime,
 		Uplink: g.up.Stats(), Buffer: st.Buffer, Active: st.Active, Interlocks: st.Interlocks,
 		Commit: web.Commit{At: commit.At, Err: commit.Err},
 	}
@@ -71,10 +72,10 @@ func (g *Gateway) webSnapshot() web.Snapshot {
 	if h := g.History(); h.Enabled {
 		s.History = &web.HistoryStats{Store: h.Store, Writer: h.Writer}
 	}
-	for i, dev := range g.cfg.Devices {
+	for i, dev := range cfg.Devices {
 		d := web.Device{Name: dev.Name, Protocol: dev.Protocol, Address: dev.Address,
 			Interval: dev.Interval.D(), Timeout: dev.Timeout.D()}
-		if i < len(st.Devices) {
+		if i < len(st.Devices) && st.Devices[i].Name == dev.Name {
 			d.Stats = st.Devices[i].Stats
 		}
 		for _, t := range dev.Tags {

@@ -128,6 +128,7 @@ const (
 	// The gateway's own storage (internal/gateway).
 	StorageFault    EventKind = "storage_fault"    // the buffer could not be written; Reason says why. Rules and interlocks keep running
 	StorageRestored EventKind = "storage_restored" // the buffer is writable again; Message says what could not be kept meanwhile
+	ConfigChanged   EventKind = "config_changed"   // a reloaded config was applied; OldConfigHash and ConfigHash say which
 )
 
 // Alarm levels.
@@ -160,6 +161,11 @@ type Event struct {
 	Interlock string             `json:"interlock,omitempty"` // interlock name
 	Values    map[string]float64 `json:"values,omitempty"`    // interlock inputs at the trip
 	Until     *time.Time         `json:"until,omitempty"`     // bypass expiry
+
+	// Config reload: the hashes (first 16 hex digits of the SHA-256 of
+	// the file) of the config before and after.
+	OldConfigHash string `json:"old_config_hash,omitempty"`
+	ConfigHash    string `json:"config_hash,omitempty"`
 }
 
 // GapInfo describes records the buffer dropped because it was full or too old.
