@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"hazgate/internal/interop"
 )
 
 // timingAttempts is how often a timing test may run before its failure
@@ -44,6 +46,7 @@ func (a *attempt) Logf(format string, args ...any) {
 // the last attempt's failures when none does.
 func retryTiming(t *testing.T, body func(timing *attempt)) {
 	t.Helper()
+	interop.SkipIfEmulated(t, "a timing test measures the emulator's speed")
 	var last *attempt
 	for i := 1; i <= timingAttempts; i++ {
 		a := &attempt{}
