@@ -214,16 +214,23 @@ func TestEventsOvertakeDataBacklog(t *testing.T) {
 	eventAddedAt = len(col.dataMsgs)
 	col.mu.Unlock()
 	src.addEvent(alarm("LT-101", 18.7, 18.5))
-	eventually(t, 10*time.Second, "alarm delivered", func() bool { return col.nSeen(model.StreamEvent) == 1 })
+	// The handler counts the event (col.handle) before it notes
+	// dataAtEvent, so wait for the note itself, under the same lock.
+	eventually(t, 10*time.Second, "alarm delivered", func() bool {
+		col.mu.Lock()
+		defer col.mu.Unlock()
+		return dataAtEvent >= 0
+	})
 
 	col.mu.Lock()
 	between := dataAtEvent - eventAddedAt
+	atEvent := dataAtEvent
 	col.mu.Unlock()
 	t.Logf("data messages delivered while the alarm waited: %d (window %d, backlog 1000 messages)", between, cfg.Uplink.Inflight)
 	if between > cfg.Uplink.Inflight+2 {
 		t.Errorf("alarm waited behind %d data messages; at most one in-flight window (%d) allowed", between, cfg.Uplink.Inflight)
 	}
-	if dataAtEvent >= 1000 {
+	if atEvent >= 1000 {
 		t.Errorf("alarm arrived after the whole backlog")
 	}
 }
