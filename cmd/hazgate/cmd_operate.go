@@ -102,26 +102,7 @@ func cmdAlarm(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	prog := "hazgate alarm " + sub
 	if sub == "list" {
-		if len(pos) != 0 {
-			fmt.Fprintf(stderr, "%s: unexpected %q\n%s\n", prog, pos, alarmUsage)
-			return exitUsage
-		}
-		api, code := o.client(prog, stderr)
-		if api == nil {
-			return code
-		}
-		var list []web.AlarmJSON
-		raw, err := api.get(ctx, "api/alarms", &list)
-		if err != nil {
-			fmt.Fprintf(stderr, "%s: %v\n", prog, err)
-			return exitFailure
-		}
-		if o.json {
-			_, _ = stdout.Write(raw)
-			return exitOK
-		}
-		printAlarms(stdout, list)
-		return exitOK
+		return listFromGateway(ctx, &o, prog, pos, alarmUsage, "api/alarms", printAlarms, stdout, stderr)
 	}
 	if len(pos) != 1 {
 		fmt.Fprintf(stderr, "%s: name one TAG or TAG:LEVEL\n%s\n", prog, alarmUsage)
@@ -190,26 +171,7 @@ func cmdInterlock(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	prog := "hazgate interlock " + sub
 	if sub == "list" {
-		if len(pos) != 0 {
-			fmt.Fprintf(stderr, "%s: unexpected %q\n%s\n", prog, pos, interlockUsage)
-			return exitUsage
-		}
-		api, code := o.client(prog, stderr)
-		if api == nil {
-			return code
-		}
-		var list []web.InterlockJSON
-		raw, err := api.get(ctx, "api/interlocks", &list)
-		if err != nil {
-			fmt.Fprintf(stderr, "%s: %v\n", prog, err)
-			return exitFailure
-		}
-		if o.json {
-			_, _ = stdout.Write(raw)
-			return exitOK
-		}
-		printInterlocks(stdout, list)
-		return exitOK
+		return listFromGateway(ctx, &o, prog, pos, interlockUsage, "api/interlocks", printInterlocks, stdout, stderr)
 	}
 	if len(pos) != 1 {
 		fmt.Fprintf(stderr, "%s: name one interlock\n%s\n", prog, interlockUsage)
@@ -505,4 +467,30 @@ func fmtNumber(v float64) string {
 		s = "0"
 	}
 	return s
+}
+
+// listFromGateway serves `alarm list` and `interlock list`: GET path from
+// the running gateway, then the raw JSON (--json) or a table by print.
+func listFromGateway[T any](ctx context.Context, o *opFlags, prog string, pos []string, usage, path string,
+	print func(io.Writer, []T), stdout, stderr io.Writer) int {
+	if len(pos) != 0 {
+		fmt.Fprintf(stderr, "%s: unexpected %q\n%s\n", prog, pos, usage)
+		return exitUsage
+	}
+	api, code := o.client(prog, stderr)
+	if api == nil {
+		return code
+	}
+	var list []T
+	raw, err := api.get(ctx, path, &list)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return exitFailure
+	}
+	if o.json {
+		_, _ = stdout.Write(raw)
+		return exitOK
+	}
+	print(stdout, list)
+	return exitOK
 }
