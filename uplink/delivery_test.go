@@ -14,13 +14,23 @@ import (
 // interval; with compression gzip every data payload is gzip and decodes
 // to a valid message.
 func TestBatchIntervalAndGzip(t *testing.T) {
+	testBatchIntervalCompressed(t, config.CompressionGzip, gzipMagic)
+}
+
+// TestZstd: compression zstd makes every data payload a zstd frame that
+// DecodePayload (and so hazgate watch) turns back into a valid message.
+func TestZstd(t *testing.T) {
+	testBatchIntervalCompressed(t, config.CompressionZstd, zstdMagic)
+}
+
+func testBatchIntervalCompressed(t *testing.T, compression string, magic []byte) {
 	b := startBroker(t, "127.0.0.1:0")
 	col := newCollector()
 	col.subscribe(t, b)
 	src := newMemSource()
 	cfg := testConfig(b.URL())
 	cfg.Uplink.BatchInterval = config.Duration(time.Second)
-	cfg.Uplink.Compression = config.CompressionGzip
+	cfg.Uplink.Compression = compression
 	u, _ := runUplink(t, Options{Config: cfg}, src)
 	eventually(t, 10*time.Second, "connected", u.Connected)
 
@@ -54,8 +64,8 @@ func TestBatchIntervalAndGzip(t *testing.T) {
 	col.mu.Lock()
 	defer col.mu.Unlock()
 	for _, m := range col.raw {
-		if bytes.HasSuffix([]byte(m.Topic), []byte("/data")) && !bytes.HasPrefix(m.Payload, gzipMagic) {
-			t.Fatalf("a data payload is not gzip: %.40q", m.Payload)
+		if bytes.HasSuffix([]byte(m.Topic), []byte("/data")) && !bytes.HasPrefix(m.Payload, magic) {
+			t.Fatalf("a data payload is not %s: %.40q", compression, m.Payload)
 		}
 	}
 }

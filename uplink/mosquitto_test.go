@@ -68,20 +68,21 @@ func BenchmarkThroughputMosquitto(b *testing.B) {
 	for _, c := range []struct {
 		name            string
 		inflight, batch int
-		gzip            bool
+		compression     string
 	}{
-		{"inflight1-batch1", 1, 1, false},
-		{"inflight32-batch1", 32, 1, false},
-		{"inflight32-batch100", 32, 100, false},
-		{"inflight64-batch500", 64, 500, false},
-		{"inflight64-batch500-gzip", 64, 500, true},
+		{"inflight1-batch1", 1, 1, ""},
+		{"inflight32-batch1", 32, 1, ""},
+		{"inflight32-batch100", 32, 100, ""},
+		{"inflight64-batch500", 64, 500, ""},
+		{"inflight64-batch500-gzip", 64, 500, config.CompressionGzip},
+		{"inflight64-batch500-zstd", 64, 500, config.CompressionZstd},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			url := startMosquitto(b)
 			cfg := testConfig(url)
 			cfg.Uplink.Inflight, cfg.Uplink.BatchMax = c.inflight, c.batch
-			if c.gzip {
-				cfg.Uplink.Compression = config.CompressionGzip
+			if c.compression != "" {
+				cfg.Uplink.Compression = c.compression
 			}
 			src := newMemSource()
 			u, stop := runUplink(b, Options{Config: cfg}, src)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"hazgate/internal/config"
 	"hazgate/internal/model"
 )
 
@@ -220,4 +221,33 @@ func BenchmarkEncodeData100(b *testing.B) {
 		buf = e.appendData(buf[:0], recs, sentAt)
 	}
 	b.SetBytes(int64(len(buf)))
+}
+
+// BenchmarkCompress500 compresses a 500-sample data payload as the uplink
+// does, reporting the compressed share of the JSON.
+func BenchmarkCompress500(b *testing.B) {
+	e := newEncoder(testConfig("tcp://127.0.0.1:1"))
+	recs := make([]model.Record, 500)
+	for i := range recs {
+		recs[i] = model.Record{Stream: model.StreamData, Seq: uint64(i + 1),
+			Sample: model.Sample{Tag: testTags[i%2], Value: 12.345 + float64(i%37)/10, Quality: model.Good, Time: t0.Add(time.Duration(i) * time.Second)}}
+	}
+	payload := e.appendData(nil, recs, sentAt)
+	for _, kind := range []string{config.CompressionGzip, config.CompressionZstd} {
+		b.Run(kind, func(b *testing.B) {
+			c, err := newCompressor(kind)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var out []byte
+			for b.Loop() {
+				out = c.compress(payload)
+			}
+			b.SetBytes(int64(len(payload)))
+			b.ReportMetric(float64(len(out))/float64(len(payload))*100, "%size")
+			if back, err := DecodePayload(out); err != nil || !bytes.Equal(back, payload) {
+				b.Fatalf("round trip: %v", err)
+			}
+		})
+	}
 }

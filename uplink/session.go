@@ -165,9 +165,7 @@ func (s *session) fill() error {
 			return nil
 		}
 		payload := s.u.enc.appendDataReplay(make([]byte, 0, 128+len(recs)*192), recs, time.Now(), replay)
-		if s.u.gzip {
-			payload = gzipPayload(payload)
-		}
+		payload = s.u.compress.compress(payload)
 		s.publish(model.StreamData, recs[0].Seq, recs[len(recs)-1].Seq, len(recs), s.u.topicData, payload)
 	}
 	return nil

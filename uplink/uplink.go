@@ -113,7 +113,7 @@ type Uplink struct {
 	ackTimeout                time.Duration
 	inflight, batchMax        int
 	batchInterval             time.Duration // a partial data batch waits this long to fill; 0 = not at all
-	gzip                      bool          // data payloads gzip-compressed
+	compress                  *compressor   // data payloads compressed; nil = plain JSON
 	replayRate                float64       // backlog samples per second; 0 = unlimited
 
 	topicData, topicEvent, topicStatus string
@@ -154,6 +154,10 @@ func New(opts Options, src Source) (*Uplink, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	comp, err := newCompressor(uc.Compression)
+	if err != nil {
+		return nil, err
+	}
 	u := &Uplink{
 		log:            log.With("component", "uplink"),
 		health:         opts.Health,
@@ -168,7 +172,7 @@ func New(opts Options, src Source) (*Uplink, error) {
 		inflight:       orInt(uc.Inflight, defaultInflight),
 		batchMax:       orInt(uc.BatchMax, defaultBatchMax),
 		batchInterval:  max(time.Duration(uc.BatchInterval), 0),
-		gzip:           uc.Compression == config.CompressionGzip,
+		compress:       comp,
 		replayRate:     float64(max(uc.ReplayRate, 0)),
 		startedAt:      time.Now(),
 	}

@@ -59,7 +59,7 @@ type Uplink struct {
 	Commands *Commands `yaml:"commands"`
 	// Delivery options (validate_uplink.go).
 	BatchInterval Duration `yaml:"batch_interval"` // wait up to this long to fill batch_max; default 0 = send at once
-	Compression   string   `yaml:"compression"`    // data payloads: none (default) or gzip
+	Compression   string   `yaml:"compression"`    // data payloads: none (default), gzip or zstd
 	ReplayRate    int      `yaml:"replay_rate"`    // backlog drain limit, samples per second; 0 = unlimited
 }
 

@@ -11,6 +11,7 @@ import (
 const (
 	CompressionNone = "none"
 	CompressionGzip = "gzip"
+	CompressionZstd = "zstd"
 )
 
 // uplinkCommands checks uplink.commands and the delivery options, and
@@ -20,11 +21,9 @@ func (v *validator) uplinkCommands(c *Config) {
 	switch u.Compression {
 	case "":
 		u.Compression = CompressionNone
-	case CompressionNone, CompressionGzip:
-	case "zstd":
-		v.report("uplink.compression", "zstd is not supported yet (use gzip or none)")
+	case CompressionNone, CompressionGzip, CompressionZstd:
 	default:
-		v.report("uplink.compression", "%q is not a compression (use none or gzip)", u.Compression)
+		v.report("uplink.compression", "%q is not a compression (use none, gzip or zstd)", u.Compression)
 	}
 	if d := time.Duration(u.BatchInterval); d < 0 || d > time.Minute {
 		v.report("uplink.batch_interval", "%s is outside 0..1m (how long a data message may wait to fill batch_max)", d)
