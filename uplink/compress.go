@@ -19,9 +19,11 @@ var (
 )
 
 // compressor compresses data payloads as uplink.compression says. zstd
-// (klauspost/compress: pure Go, maintained, used by the Prometheus and
-// Kafka clients) makes payloads about a third smaller than gzip at a
-// fraction of its CPU, which counts on a 4G link to the dispatch center.
+// (klauspost/compress: pure Go, maintained, already in the module graph
+// through the Prometheus client) makes a 500-sample payload 4.8 % of its
+// JSON against gzip's 5.3 %, in a twentieth of gzip's CPU
+// (BenchmarkCompress500): what counts on an ARM box with a metered 4G link
+// to the dispatch center.
 type compressor struct {
 	zstd *zstd.Encoder // nil unless compression is zstd
 	gzip bool
