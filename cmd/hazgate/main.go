@@ -25,6 +25,7 @@ import (
 	"hazgate/internal/demo"
 	"hazgate/internal/gateway"
 	"hazgate/internal/logging"
+	"hazgate/internal/sdnotify"
 	"hazgate/internal/version"
 )
 
@@ -195,7 +196,16 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go w.run(wctx)
-	if err := g.Run(ctx); err != nil {
+	// Under systemd (Type=notify): ready once the buffer is open and every
+	// stage built; the watchdog is pinged only while the pipeline turns.
+	notify := sdnotify.FromEnv()
+	if err := notify.Send("READY=1"); err != nil {
+		log.Warn("systemd notify", "err", err)
+	}
+	go notify.RunWatchdog(wctx, g.Alive)
+	err = g.Run(ctx)
+	_ = notify.Send("STOPPING=1")
+	if err != nil {
 		log.Error("stopped on error", "err", err)
 		return exitFailure
 	}

@@ -40,6 +40,19 @@ func (l *latestValues) note(samples []model.Sample, err error) {
 	}
 }
 
+// Alive reports whether the pipeline, which runs the rules and the
+// interlocks, has turned within the last few seconds: what the systemd
+// watchdog (internal/sdnotify) pings for. A stuck disk does not make it
+// false (the pipeline goes on without it); a stuck pipeline does.
+func (g *Gateway) Alive() bool {
+	beat := g.pipe.beat.Load()
+	return beat != 0 && time.Since(time.Unix(0, beat)) < aliveWithin
+}
+
+// aliveWithin is many ticks (tickEvery) long, so that a loaded machine
+// does not trip the watchdog, and far shorter than a sensible WatchdogSec.
+const aliveWithin = 5 * time.Second
+
 // CommitStatus is the outcome of the pipeline's last buffer commit.
 type CommitStatus struct {
 	At      time.Time // zero before the first commit with records

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"hazgate/buffer"
@@ -27,6 +28,10 @@ const maxBatchSamples = 20000
 // to disk the next batch grows, so one fsync serves many samples, and
 // evaluation never waits for the disk (see run).
 type pipeline struct {
+	// beat is the time (Unix ns) of the loop's last tick: a loop that
+	// stopped turning stops the systemd watchdog (Gateway.Alive).
+	beat atomic.Int64
+
 	in     chan []model.Sample
 	engine *rules.Engine
 	buf    *buffer.Buffer
@@ -189,6 +194,7 @@ func (p *pipeline) run(ctx context.Context) error {
 			incoming = append(incoming, s...)
 			incoming = p.take(incoming)
 		case now := <-ticker.C:
+			p.beat.Store(now.UnixNano())
 			events = p.engine.Tick(now.UTC(), events)
 			events = p.interlocks(nil, now.UTC(), events)
 		case <-p.actionsReady():
