@@ -10,10 +10,12 @@ import (
 )
 
 // DefaultFloodPerMinute is how many different alarms one device may raise
-// in a minute before its further alarm events are summarised (ISA-18.2 calls more than 10
-// alarms in 10 minutes per operator a flood; a device raising more than
-// 10 in one minute is far past that).
-const DefaultFloodPerMinute = 10
+// in a minute before its further alarm events are summarised, unless its
+// alarm_flood_limit says otherwise (ISA-18.2 calls more than 10 alarms in
+// 10 minutes per operator a flood; a device raising more than 10 in one
+// minute is far past that). The config package owns the number so that
+// validation, docs and the engine cannot disagree.
+const DefaultFloodPerMinute = config.DefaultAlarmFloodLimit
 
 const floodWindow = time.Minute
 
@@ -24,6 +26,7 @@ const floodWindow = time.Minute
 // machines are not affected: Active lists every alarm.
 type flood struct {
 	device  string
+	limit   int         // raises a minute allowed; 0: never summarise
 	ring    []time.Time // times of the last limit+1 raises
 	head    int
 	full    bool
@@ -34,19 +37,24 @@ type flood struct {
 	total   int // events summarised in this flood
 }
 
-// SetFloodLimit sets how many alarms a minute one device may raise before
-// the rest are summarised; 0 turns summarising off. Call it before the
-// first Process.
+// SetFloodLimit sets how many alarms a minute every device may raise
+// before the rest are summarised, overriding each device's
+// alarm_flood_limit; 0 turns summarising off. Call it before the first
+// Process.
 func (e *Engine) SetFloodLimit(perMinute int) {
-	e.floodLimit = perMinute
 	for i := range e.floods {
-		if perMinute > 0 {
-			e.floods[i].ring = make([]time.Time, perMinute+1)
-		} else {
-			e.floods[i].ring = nil
-		}
-		e.floods[i].head, e.floods[i].full = 0, false
+		e.floods[i].setLimit(perMinute)
 	}
+}
+
+// setLimit sizes the ring for limit and forgets the raises seen so far.
+func (f *flood) setLimit(perMinute int) {
+	f.limit = max(perMinute, 0)
+	f.ring = nil
+	if f.limit > 0 {
+		f.ring = make([]time.Time, f.limit+1)
+	}
+	f.head, f.full = 0, false
 }
 
 // record notes a raise at at and reports whether the device now raises
@@ -83,7 +91,7 @@ func (e *Engine) distinct(ev model.Event) bool {
 // summarise moves the flood-held events of out[start:] into their
 // device's summary, in place, and returns out.
 func (e *Engine) summarise(out []model.Event, start int) []model.Event {
-	if e.floodLimit <= 0 || len(out) == start {
+	if len(out) == start {
 		return out
 	}
 	keep := start
@@ -91,7 +99,7 @@ func (e *Engine) summarise(out []model.Event, start int) []model.Event {
 		ev := out[i]
 		fi, ok := e.floodOf[ev.Device]
 		alarm := ev.Kind == model.AlarmRaised || ev.Kind == model.AlarmCleared
-		if !ok || !alarm || ev.Priority == 1 {
+		if !ok || !alarm || ev.Priority == 1 || e.floods[fi].limit <= 0 {
 			out[keep] = ev
 			keep++
 			continue
@@ -102,7 +110,7 @@ func (e *Engine) summarise(out []model.Event, start int) []model.Event {
 			e.flooding++
 			out[keep] = model.Event{Kind: model.AlarmFlood, Time: ev.Time, Device: f.device,
 				Colour: config.ColourYellow, Priority: 3, State: "flood",
-				Message: f.device + " alarm flood: more than " + strconv.Itoa(e.floodLimit) +
+				Message: f.device + " alarm flood: more than " + strconv.Itoa(f.limit) +
 					" alarms in one minute; its orange, yellow and blue alarms are summarised once a minute, red ones still pass one by one"}
 			keep++
 		}

@@ -96,10 +96,9 @@ type Engine struct {
 	tags  []tagState
 
 	// alarm floods per device (flood.go)
-	floods     []flood
-	floodOf    map[string]int // device -> floods index
-	floodLimit int
-	flooding   int // floods active
+	floods   []flood
+	floodOf  map[string]int // device -> floods index
+	flooding int            // floods active
 
 	shelved int // alarms shelved (shelve.go)
 }
@@ -227,7 +226,13 @@ func New(cfg *config.Config) *Engine {
 	for _, dev := range cfg.Devices {
 		if _, dup := e.floodOf[dev.Name]; !dup {
 			e.floodOf[dev.Name] = len(e.floods)
-			e.floods = append(e.floods, flood{device: dev.Name})
+			f := flood{device: dev.Name}
+			limit := DefaultFloodPerMinute
+			if dev.AlarmFloodLimit != nil {
+				limit = *dev.AlarmFloodLimit
+			}
+			f.setLimit(limit)
+			e.floods = append(e.floods, f)
 		}
 		commLoss := time.Duration(dev.CommLossAfter)
 		if commLoss <= 0 {
@@ -255,7 +260,6 @@ func New(cfg *config.Config) *Engine {
 			e.tags[i].dropLevel(LevelDeviation)
 		}
 	}
-	e.SetFloodLimit(DefaultFloodPerMinute)
 	return e
 }
 

@@ -92,7 +92,8 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `hazgate: edge gateway for major hazard source monitoring
 
 Usage:
-  hazgate demo [--mqtt-listen ADDR] [--for DURATION]   simulated plant + embedded broker
+  hazgate demo [--mqtt-listen ADDR] [--plant-listen ADDR] [--reactor-listen ADDR] [--for DURATION]
+                                                     simulated plant + embedded broker
   hazgate run -c FILE [--log-level LEVEL] [--log-format auto|text|json] [--reload-poll 2s]
                                                      SIGHUP or a changed FILE reloads it
   hazgate validate FILE...                           exit 0 when valid, 2 when not
@@ -240,6 +241,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	listen := fs.String("mqtt-listen", "127.0.0.1:1883", "address of the embedded MQTT broker")
 	plant := fs.String("plant-listen", "", "address of the simulated Modbus TCP plant (default: the one in configs/demo.yaml)")
+	reactor := fs.String("reactor-listen", "", "address of the simulated OPC UA reactor (default: the one in configs/demo.yaml)")
 	dataDir := fs.String("data", "", "data directory (default: a temporary one, removed at the end)")
 	dur := fs.Duration("for", 0, "stop by itself after this long (e.g. 30s); 0 runs until Ctrl-C")
 	lf := logFlags{}
@@ -255,7 +257,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	defer lf.flush()
-	err = demo.Run(ctx, demo.Options{MQTTListen: *listen, PlantListen: *plant, For: *dur, DataDir: *dataDir, Out: stdout, Logger: log})
+	err = demo.Run(ctx, demo.Options{MQTTListen: *listen, PlantListen: *plant, ReactorListen: *reactor, For: *dur, DataDir: *dataDir, Out: stdout, Logger: log})
 	if err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintf(stderr, "hazgate demo: %v\n", err)
 		return exitFailure

@@ -62,7 +62,7 @@ func TestDemoRunsAndStops(t *testing.T) {
 		t.Skip("runs the demo for 3 s")
 	}
 	var out, errOut bytes.Buffer
-	code := run([]string{"demo", "--for", "3s", "--mqtt-listen", "127.0.0.1:0", "--plant-listen", "127.0.0.1:0"}, &out, &errOut)
+	code := run([]string{"demo", "--for", "3s", "--mqtt-listen", "127.0.0.1:0", "--plant-listen", "127.0.0.1:0", "--reactor-listen", "127.0.0.1:0"}, &out, &errOut)
 	if code != exitOK {
 		t.Fatalf("demo exit %d\nstdout: %s\nstderr: %s", code, out.String(), errOut.String())
 	}

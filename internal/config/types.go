@@ -97,6 +97,13 @@ type Device struct {
 	Serial *Serial `yaml:"serial"` // the RS-485 line of modbus-rtu (and of modbus-rtu-tcp, for timing); see serial.go
 
 	GPIO *GPIO `yaml:"gpio"` // backend of protocol gpio (the box's own digital lines); see gpio.go
+
+	// AlarmFloodLimit is how many different alarms this device may raise
+	// in a minute before its orange, yellow and blue alarm events are
+	// summarised (docs/alarms.md §7); default DefaultAlarmFloodLimit, 0
+	// never summarises. A pointer so that a Config built in code without
+	// it gets the default, not "off".
+	AlarmFloodLimit *int `yaml:"alarm_flood_limit"`
 }
 
 // Modbus data areas.

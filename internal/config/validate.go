@@ -98,6 +98,13 @@ const (
 	DefaultCommLossAfter  = Duration(10 * time.Second)
 	DefaultBackoffMax     = Duration(30 * time.Second)
 	DefaultOrder          = "ABCD"
+
+	// DefaultAlarmFloodLimit is a device's alarm_flood_limit when absent:
+	// more than 10 different alarms in a minute is a flood.
+	DefaultAlarmFloodLimit = 10
+	// MaxAlarmFloodLimit bounds alarm_flood_limit: a limit above it never
+	// catches a flood an operator could read, and is most likely a typo.
+	MaxAlarmFloodLimit = 1000
 )
 
 // defaults fills in what the file left out. Numbers and durations take
@@ -154,6 +161,10 @@ func (v *validator) defaults(c *Config) {
 		setInt(p+"max_gap", &d.MaxGap, DefaultMaxGap)
 		setDur(p+"comm_loss_after", &d.CommLossAfter, DefaultCommLossAfter)
 		setDur(p+"backoff_max", &d.BackoffMax, DefaultBackoffMax)
+		if d.AlarmFloodLimit == nil { // absent or null; an explicit 0 means off
+			n := DefaultAlarmFloodLimit
+			d.AlarmFloodLimit = &n
+		}
 		for j := range d.Tags {
 			t := &d.Tags[j]
 			if t.Type == "" {
@@ -373,6 +384,9 @@ func (v *validator) device(d *Device, path string, devices, tags map[string]stri
 	}
 	if d.BackoffMax <= 0 {
 		v.report(path+".backoff_max", "%s must be more than 0 (leave it out for the default %s)", d.BackoffMax, DefaultBackoffMax)
+	}
+	if n := d.AlarmFloodLimit; n != nil && (*n < 0 || *n > MaxAlarmFloodLimit) {
+		v.report(path+".alarm_flood_limit", "%d is out of range (0..%d alarms a minute; 0 turns flood summarising off, leave it out for the default %d)", *n, MaxAlarmFloodLimit, DefaultAlarmFloodLimit)
 	}
 	if len(d.Tags) == 0 {
 		v.missing(path+".tags", "at least one tag to read")
