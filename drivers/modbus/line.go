@@ -159,7 +159,7 @@ func (l *serialLine) readFull(ctx context.Context, b []byte, deadline time.Time)
 	got := 0
 	for got < len(b) {
 		if ctx.Err() != nil {
-			return &transportError{kind: failCancelled, op: "receive", err: ctx.Err()}
+			return &transportError{kind: ctxKind(ctx), op: "receive", err: ctx.Err()}
 		}
 		if !time.Now().Before(deadline) {
 			return &transportError{kind: failTimeout, op: "receive", err: os.ErrDeadlineExceeded}
@@ -220,7 +220,7 @@ func waitStep(ctx context.Context, deadline time.Time) *transportError {
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-		return &transportError{kind: failCancelled, err: ctx.Err()}
+		return &transportError{kind: ctxKind(ctx), err: ctx.Err()}
 	case <-t.C:
 		return nil
 	}
@@ -233,11 +233,24 @@ func sortLineError(op string, err error, ctx context.Context) *transportError {
 	var ne net.Error
 	switch {
 	case ctx.Err() != nil:
-		kind, err = failCancelled, fmt.Errorf("%w (%v)", ctx.Err(), err)
+		kind, err = ctxKind(ctx), fmt.Errorf("%w (%v)", ctx.Err(), err)
 	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		kind = failTimeout
 	case errors.Is(err, syscall.ECONNREFUSED):
 		kind = failRefused
 	}
 	return &transportError{kind: kind, op: op, err: err}
+}
+
+// ctxKind sorts the end of ctx while a request was on its way: a deadline
+// (the poll's time ran out before the device answered) is a timeout, like
+// the device timeout it stands in for; only a cancellation (the gateway
+// stops or reloads) leaves the tags "not polled". The connection deadline
+// is the earlier of the two, so when they coincide whichever timer fires
+// first must not change the reason.
+func ctxKind(ctx context.Context) failKind {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return failTimeout
+	}
+	return failCancelled
 }

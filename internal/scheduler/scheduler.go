@@ -11,9 +11,10 @@
 // Decisions:
 //   - Tick k is due at start + k*interval. Each poll's context ends at the
 //     next tick (or one interval after the poll started, if earlier).
-//   - Ticks that pass while a poll or the pipeline is still busy are
+//   - Ticks that pass while a poll or the pipeline is still busy, or
+//     while the loop's goroutine waited to run (a starved gateway), are
 //     skipped and counted as overruns; the loop never polls in a burst to
-//     catch up.
+//     catch up, nor with a deadline already past.
 //   - A poll that returns an error marks the device down. The n-th failure
 //     in a row waits interval * 2^(n-1), capped at BackoffMax and shortened
 //     by up to 20% of jitter, counted from the failed tick; the retry is the
@@ -195,6 +196,23 @@ func (l *Loop) Run(ctx context.Context) (err error) {
 		due := tickTime(k)
 		if !wait(due) {
 			return nil
+		}
+		if now := l.now(); !now.Before(tickTime(k + 1)) {
+			// Woken an interval or more late (the gateway was starved of
+			// CPU, or stopped by GC or a suspended VM): this tick's time
+			// is over before its poll could start, and a poll now would
+			// get a deadline already past and fail the device, with
+			// "not polled", for the gateway's own delay. Serve the latest
+			// tick instead; the ones missed are overruns, as when a poll
+			// runs long, and get bad samples only while the device is down.
+			last := int64(now.Sub(start) / l.interval)
+			if failures > 0 {
+				for i := max(k, last-maxCatchUp); i < last; i++ {
+					l.submitBad(ctx, tickTime(i), lastReason)
+				}
+			}
+			l.update(func(s *LoopStats) { s.Overruns += uint64(last - k) })
+			k, due = last, tickTime(last)
 		}
 
 		if failures > 0 && due.Before(retryAt) {
