@@ -16,6 +16,7 @@ func (e *Engine) Carry(old *Engine, keep func(tag string) bool) {
 	if old == nil {
 		return
 	}
+	e.carryComm(old)
 	for name, ni := range e.index {
 		oi, ok := old.index[name]
 		if !ok || !keep(name) {

@@ -101,6 +101,8 @@ type Engine struct {
 	flooding int            // floods active
 
 	shelved int // alarms shelved (shelve.go)
+
+	comm []deviceComm // per device, same index as floods (comm.go)
 }
 
 // direction of a threshold.
@@ -204,6 +206,7 @@ type tagState struct {
 	frozenReason string
 
 	partner int32 // index of the redundant instrument, -1 if none
+	dev     int32 // index of its device in Engine.comm and Engine.floods
 	gas     string
 }
 
@@ -238,12 +241,17 @@ func New(cfg *config.Config) *Engine {
 		if commLoss <= 0 {
 			commLoss = defaultCommLossAfter
 		}
+		if len(e.comm) < len(e.floods) {
+			e.comm = append(e.comm, deviceComm{name: dev.Name, after: commLoss})
+		}
+		devIdx := int32(e.floodOf[dev.Name])
 		for _, tag := range dev.Tags {
 			if _, dup := e.index[tag.Name]; dup {
 				continue
 			}
 			e.index[tag.Name] = int32(len(e.tags))
 			e.tags = append(e.tags, newTagState(dev.Name, commLoss, tag))
+			e.tags[len(e.tags)-1].dev = devIdx
 			p := ""
 			if tag.Alarms != nil && tag.Alarms.Deviation != nil {
 				p = tag.Alarms.Deviation.Tag
@@ -363,6 +371,7 @@ func (e *Engine) Process(samples []model.Sample, out []model.Event) []model.Even
 			partner = &e.tags[t.partner]
 		}
 		out = t.process(s, partner, out)
+		out = e.comm[t.dev].sample(s, out)
 	}
 	return e.summarise(out, start)
 }
@@ -501,6 +510,7 @@ func (t *tagState) evaluate(at time.Time, out []model.Event) []model.Event {
 func (e *Engine) Tick(now time.Time, out []model.Event) []model.Event {
 	start := len(out)
 	out = e.tick(now, out)
+	out = e.commTick(now, out)
 	out = e.shelveTick(now, out)
 	out = e.summarise(out, start)
 	return e.floodTick(now, out)

@@ -53,11 +53,13 @@ devices:
 		goodTimes []time.Time           // acquisition times of LT-101 samples
 		badReason = map[string]string{} // tag -> last reason
 		faults    = map[string]string{} // tag -> fault reason
+		commLost  = map[string]string{} // device -> comm_lost reason
 	)
 	err := b.Subscribe("hazgate/iso-gw/#", func(m broker.Message) {
 		var p struct {
 			Kind    string `json:"kind"`
 			Tag     string `json:"tag"`
+			Device  string `json:"device"`
 			Reason  string `json:"reason"`
 			Samples []struct {
 				Tag     string    `json:"tag"`
@@ -73,6 +75,9 @@ devices:
 		defer mu.Unlock()
 		if p.Kind == "fault_raised" {
 			faults[p.Tag] = p.Reason
+		}
+		if p.Kind == "comm_lost" {
+			commLost[p.Device] = p.Reason
 		}
 		for _, s := range p.Samples {
 			switch {
@@ -106,6 +111,12 @@ devices:
 		defer mu.Unlock()
 		return faults["GT-201"] != "" && faults["GT-202"] != ""
 	})
+	// And one comm_lost for the dead device as a whole, none for the other.
+	waitFor(t, 10*time.Second, "comm_lost for the dead device", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(commLost) > 0
+	})
 	// Measure the healthy device over a window while the dead one is down.
 	mu.Lock()
 	from := len(goodTimes)
@@ -118,6 +129,14 @@ devices:
 	lt101Bad := badReason["LT-101"]
 	mu.Unlock()
 
+	mu.Lock()
+	lost := fmt.Sprint(commLost)
+	_, gasLost := commLost["gas-controller"]
+	nLost := len(commLost)
+	mu.Unlock()
+	if !gasLost || nLost != 1 {
+		t.Errorf("comm_lost events %s, want exactly one, for gas-controller", lost)
+	}
 	if lt101Bad != "" {
 		t.Errorf("the healthy device's tag went bad (%s): the dead device affected it", lt101Bad)
 	}
