@@ -139,3 +139,47 @@ func TestDiskFullOnTmpfs(t *testing.T) {
 	}
 	t.Logf("interlock_tripped events %d, storage_fault %d, storage_restored %d", coll.kindCount("interlock_tripped"), coll.kindCount("storage_fault"), coll.kindCount("storage_restored"))
 }
+
+// TestReadOnlyDataDirAtStart: a data directory on a read-only file system
+// (an SD card the kernel remounted read-only after errors) stops the
+// gateway at start with exit code 1 and a message naming the directory,
+// the decision docs/operator-guide.md §7 records, rather than a gateway
+// that claims to buffer what it cannot.
+func TestReadOnlyDataDirAtStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("mounts a tmpfs")
+	}
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", data).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN): %v %s", err, bytes.TrimSpace(out))
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", data).Run() })
+	bin := buildGateway(t, dir)
+	plant, b := plantAndBroker(t)
+	cfgPath := writeFile(t, dir, "gateway.yaml", demoConfigYAML(t, plant.Addr(), b.URL(), data))
+	cmd := exec.Command(bin, "run", "-c", cfgPath)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+			t.Fatalf("exit: %v, want exit code 1\n%s", err, out.String())
+		}
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("the gateway ran on a read-only data directory\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), data) || !strings.Contains(out.String(), "read-only") {
+		t.Errorf("the message does not name the directory and the cause:\n%s", out.String())
+	}
+}
