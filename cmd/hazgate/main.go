@@ -14,10 +14,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	stdlog "log"
 	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -257,10 +259,24 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	defer lf.flush()
+	// gopcua's server package (the simulated reactor) prints its progress
+	// with the standard logger, past any logger we give it: send those
+	// lines to our log at debug level instead of over the demo's output.
+	stdlog.SetFlags(0)
+	stdlog.SetOutput(logWriter{log.With("from", "gopcua-server")})
 	err = demo.Run(ctx, demo.Options{MQTTListen: *listen, PlantListen: *plant, ReactorListen: *reactor, For: *dur, DataDir: *dataDir, Out: stdout, Logger: log})
 	if err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintf(stderr, "hazgate demo: %v\n", err)
 		return exitFailure
 	}
 	return exitOK
+}
+
+// logWriter turns lines written to a standard library logger into debug
+// records of l.
+type logWriter struct{ l *slog.Logger }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.l.Debug(strings.TrimSpace(string(p)))
+	return len(p), nil
 }

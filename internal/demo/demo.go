@@ -266,6 +266,9 @@ func banner(out io.Writer, cfg *config.Config, plantAddr, reactorURL, mqttAddr, 
 	fmt.Fprintf(out, "  buffer:               %s\n", buf)
 	fmt.Fprintf(out, "  embedded MQTT broker: %s, topics %s/%s/{data,event,status}\n", mqttAddr, prefix, cfg.Gateway.ID)
 	fmt.Fprintf(out, "  watch the raw JSON:   mosquitto_sub -h %s -p %s -t '%s/#' -v\n", host, port, prefix)
+	if cfg.Web.On() {
+		fmt.Fprintf(out, "  status page:          http://%s/ (中文; English: ?lang=en; if the port is taken the log says so)\n", cfg.Web.Listen)
+	}
 	fmt.Fprintf(out, "  script, repeating every %s:\n", sim.Period)
 	for _, inc := range append(sim.Incidents(), sim.ReactorIncidents()...) {
 		fmt.Fprintf(out, "    +%-4s %s\n", inc.At, inc.Text)
