@@ -70,7 +70,7 @@ func body(command string, args string) CommandBody {
 	return b
 }
 
-func sign(t *testing.T, key string, b CommandBody) []byte {
+func sign(t testing.TB, key string, b CommandBody) []byte {
 	t.Helper()
 	p, err := SignCommand([]byte(key), b)
 	if err != nil {
