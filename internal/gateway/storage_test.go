@@ -151,3 +151,68 @@ func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestSlowDiskLosesNothing: a disk that is only slow (a commit taking a
+// second or two, well under stallAfter) while more than maxPendingSamples
+// arrive gets back-pressure, not drops: every sample is stored once it
+// catches up, and no storage event is raised.
+func TestSlowDiskLosesNothing(t *testing.T) {
+	cfg := &config.Config{Devices: []config.Device{{Name: "PLC-1", CommLossAfter: config.Duration(time.Hour), Tags: []config.Tag{
+		{Name: "LT-101", Kind: config.KindLevel}}}}}
+	p := newPipeline(rules.New(cfg), nil, discardLogger())
+	release := make(chan struct{})
+	var (
+		mu      sync.Mutex
+		stored  int
+		storage []model.Event
+	)
+	p.append = func(ctx context.Context, evs []model.Event, ss []model.Sample) error {
+		<-release // the first commit takes as long as the test wants
+		mu.Lock()
+		defer mu.Unlock()
+		stored += len(ss)
+		for _, e := range evs {
+			if e.Kind == model.StorageFault || e.Kind == model.StorageRestored {
+				storage = append(storage, e)
+			}
+		}
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	pipeDone := make(chan error, 1)
+	go func() { pipeDone <- p.run(ctx) }()
+
+	const polls, perPoll = 2500, 200 // 500,000 samples in polls of 200, as BenchmarkEndToEnd: more than memory holds
+	submitted := make(chan error, 1)
+	go func() {
+		start := time.Now().Add(-time.Hour)
+		for i := range polls {
+			batch := make([]model.Sample, perPoll)
+			for j := range batch {
+				batch[j] = model.Sample{Tag: "LT-101", Value: 10, Time: start.Add(time.Duration(i*perPoll+j) * time.Millisecond)}
+			}
+			if err := p.Submit(ctx, batch); err != nil {
+				submitted <- err
+				return
+			}
+		}
+		submitted <- nil
+	}()
+	time.Sleep(1500 * time.Millisecond) // well under stallAfter
+	close(release)
+	if err := <-submitted; err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 20*time.Second, "every sample stored", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return stored == polls*perPoll
+	})
+	cancel()
+	<-pipeDone
+	mu.Lock()
+	defer mu.Unlock()
+	if len(storage) != 0 {
+		t.Errorf("storage events for a disk that was only slow: %v", storage)
+	}
+}
