@@ -2,6 +2,7 @@ package uplink
 
 import (
 	"bytes"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -130,4 +131,38 @@ func TestReplayRate(t *testing.T) {
 		t.Errorf("2000 samples at 500/s took %s, want about 3 s", d)
 	}
 	checkNoGaps(t, col, model.StreamData, 2000)
+}
+
+// TestMessageNeverSpansAHole: records missing from the middle of the
+// buffer (dropped, or acknowledged out of order before a restart) split
+// the data messages, so seq_last - seq_first + 1 always counts the samples
+// (docs/uplink.md §3.1).
+func TestMessageNeverSpansAHole(t *testing.T) {
+	b := startBroker(t, "127.0.0.1:0")
+	col := newCollector()
+	col.subscribe(t, b)
+	src := newMemSource()
+	src.addData(30)
+	src.mu.Lock()
+	for seq := 11; seq <= 14; seq++ { // already gone
+		src.gone[model.StreamData][seq-1] = true
+		src.left[model.StreamData]--
+	}
+	src.mu.Unlock()
+	runUplink(t, Options{Config: testConfig(b.URL())}, src)
+	eventually(t, 10*time.Second, "the 26 records left", func() bool { return col.nSeen(model.StreamData) == 26 })
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	for _, m := range col.raw {
+		if !bytes.HasSuffix([]byte(m.Topic), []byte("/data")) {
+			continue
+		}
+		var d DataMessage
+		if err := json.Unmarshal(m.Payload, &d); err != nil {
+			t.Fatal(err)
+		}
+		if int(d.SeqLast-d.SeqFirst+1) != len(d.Samples) {
+			t.Errorf("message %d..%d carries %d samples", d.SeqFirst, d.SeqLast, len(d.Samples))
+		}
+	}
 }

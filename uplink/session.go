@@ -190,6 +190,14 @@ func (s *session) read(stream model.Stream, n int) ([]model.Record, error) {
 			recs = recs[:i]
 			break
 		}
+		// A message never spans a hole, so that seq_last - seq_first + 1
+		// is always its number of samples (docs/uplink.md §3.1). Holes are
+		// records the buffer dropped (reported by a gap event) or, after a
+		// restart, ones acknowledged out of order and already deleted.
+		if recs[i].Seq != recs[i-1].Seq+1 {
+			recs = recs[:i]
+			break
+		}
 	}
 	if len(recs) > 0 {
 		s.next[stream] = recs[len(recs)-1].Seq
