@@ -22,10 +22,11 @@
 //	    the same transaction as the records they count.
 //
 // Durability (relaxed, on purpose): the buffer is the durable copy for
-// delivery. History coalesces samples for up to Options.FlushEvery (1 s by
-// default) and writes them in one transaction with bbolt's normal fsync.
-// A crash or power loss therefore loses at most the samples queued and
-// not yet flushed (about one second's worth); what was flushed survives,
+// delivery. History coalesces samples for a round (Options.FlushEvery, 1 s
+// by default, longer with many tags: see Writer) and writes them in one
+// transaction with bbolt's normal fsync. A crash or power loss therefore
+// loses at most the samples gathered and not yet flushed (about two
+// rounds: the one gathered and the one being written); what was flushed survives,
 // and the file is never left inconsistent (every commit is fsynced). The
 // freelist is not synced (NoFreelistSync): it is rebuilt at open, which
 // makes each commit cheaper.
