@@ -254,38 +254,47 @@ func (d *Driver) readLocked(ctx context.Context, s *session, out []model.Sample)
 	}
 	for start := 0; start < len(d.polled); start += d.opts.MaxNodesPerRead {
 		batch := d.polled[start:min(start+d.opts.MaxNodesPerRead, len(d.polled))]
-		req := &ua.ReadRequest{
-			MaxAge:             0,
-			TimestampsToReturn: ua.TimestampsToReturnSource,
-			NodesToRead:        make([]*ua.ReadValueID, len(batch)),
-		}
-		for k, i := range batch {
-			req.NodesToRead[k] = &ua.ReadValueID{NodeID: d.points[i].node, AttributeID: ua.AttributeIDValue}
-		}
-		res, err := s.client.Read(ctx, req)
-		tooMany := errors.Is(err, ua.StatusBadTooManyOperations) || (err == nil && res.ResponseHeader.ServiceResult == ua.StatusBadTooManyOperations)
-		if tooMany && len(batch) > 1 {
-			// The server reads fewer nodes at once than configured: ask
-			// for half as many from the next poll on; the session is fine.
-			d.opts.MaxNodesPerRead = max(1, len(batch)/2)
-			d.log.Warn("opcua server refused a Read of this many nodes; reading fewer per request", "refused", len(batch), "now", d.opts.MaxNodesPerRead)
-			return fmt.Errorf("read %d nodes: %w (max_nodes_per_read lowered to %d)", len(batch), errTooMany, d.opts.MaxNodesPerRead)
-		}
+		results, err := d.readBatch(ctx, s, batch)
 		if err != nil {
-			return fmt.Errorf("read %d nodes: %w", len(batch), err)
-		}
-		if sr := res.ResponseHeader.ServiceResult; sr != ua.StatusOK {
-			return fmt.Errorf("read %d nodes: %w", len(batch), sr)
-		}
-		if len(res.Results) != len(batch) {
-			return fmt.Errorf("read %d nodes: server answered %d results", len(batch), len(res.Results))
+			return err
 		}
 		at := time.Now().UTC()
 		for k, i := range batch {
-			out[i] = d.sample(i, res.Results[k], at)
+			out[i] = d.sample(i, results[k], at)
 		}
 	}
 	return nil
+}
+
+// readBatch reads the values of the points batch in one Read request.
+func (d *Driver) readBatch(ctx context.Context, s *session, batch []int) ([]*ua.DataValue, error) {
+	req := &ua.ReadRequest{
+		MaxAge:             0,
+		TimestampsToReturn: ua.TimestampsToReturnSource,
+		NodesToRead:        make([]*ua.ReadValueID, len(batch)),
+	}
+	for k, i := range batch {
+		req.NodesToRead[k] = &ua.ReadValueID{NodeID: d.points[i].node, AttributeID: ua.AttributeIDValue}
+	}
+	res, err := s.client.Read(ctx, req)
+	tooMany := errors.Is(err, ua.StatusBadTooManyOperations) || (err == nil && res.ResponseHeader.ServiceResult == ua.StatusBadTooManyOperations)
+	if tooMany && len(batch) > 1 {
+		// The server reads fewer nodes at once than configured: ask
+		// for half as many from the next poll on; the session is fine.
+		d.opts.MaxNodesPerRead = max(1, len(batch)/2)
+		d.log.Warn("opcua server refused a Read of this many nodes; reading fewer per request", "refused", len(batch), "now", d.opts.MaxNodesPerRead)
+		return nil, fmt.Errorf("read %d nodes: %w (max_nodes_per_read lowered to %d)", len(batch), errTooMany, d.opts.MaxNodesPerRead)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %d nodes: %w", len(batch), err)
+	}
+	if sr := res.ResponseHeader.ServiceResult; sr != ua.StatusOK {
+		return nil, fmt.Errorf("read %d nodes: %w", len(batch), sr)
+	}
+	if len(res.Results) != len(batch) {
+		return nil, fmt.Errorf("read %d nodes: server answered %d results", len(batch), len(res.Results))
+	}
+	return res.Results, nil
 }
 
 // sample turns one DataValue into the tag's sample. The server's source

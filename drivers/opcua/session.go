@@ -287,10 +287,50 @@ func (s *session) subscribe(ctx context.Context) error {
 	defer wait.Stop()
 	select {
 	case <-first:
+		return nil
 	case <-wait.C:
 	case <-ctx.Done():
+		return nil
 	}
+	s.seed(ctx)
 	return nil
+}
+
+// seed reads, once, the subscribed tags whose first value the server has
+// not sent in time. A server owes each new item its value, but some send
+// it only with the next change (gopcua's own server when its publishing
+// has stalled, which is exactly when a session gets rebuilt), and a tag
+// whose value never changes would otherwise stay "waiting" for ever. A
+// notification that arrived meanwhile is newer and is kept. A failed read
+// only leaves the tags waiting: the session itself is fine.
+func (s *session) seed(ctx context.Context) {
+	d := s.d
+	s.mu.Lock()
+	var missing []int
+	for _, i := range d.subbed {
+		if _, ok := s.values[i]; !ok && s.refused[i] == "" {
+			missing = append(missing, i)
+		}
+	}
+	s.mu.Unlock()
+	for start := 0; start < len(missing); start += d.opts.MaxNodesPerRead {
+		batch := missing[start:min(start+d.opts.MaxNodesPerRead, len(missing))]
+		results, err := d.readBatch(ctx, s, batch)
+		if err != nil {
+			d.log.Warn("opcua subscription sent no first values; reading them failed", "tags", len(batch), "err", err)
+			return
+		}
+		at := time.Now().UTC()
+		s.mu.Lock()
+		for k, i := range batch {
+			if _, ok := s.values[i]; !ok {
+				s.values[i] = d.sample(i, results[k], at)
+			}
+		}
+		s.countWaitingLocked()
+		s.mu.Unlock()
+	}
+	d.log.Info("opcua subscription sent no first values in time; read them once", "tags", len(missing))
 }
 
 // countWaitingLocked counts the accepted items still without a value and
