@@ -68,13 +68,16 @@ func TestMetricsScrape(t *testing.T) {
 		t.Fatal(err)
 	}
 	var fams map[string]*dto.MetricFamily
-	waitFor(t, 30*time.Second, "acknowledged records, an HH alarm and good polls in /metrics", func() bool {
+	waitFor(t, 30*time.Second, "acknowledged records, an HH alarm, its event and good polls in /metrics", func() bool {
 		fams = scrape(t, r.url)
 		acked, _ := value(fams, "hazgate_uplink_acked_records_total")
 		hh, _ := value(fams, "hazgate_alarms_active", "level", "hh")
 		up, _ := value(fams, "hazgate_device_up", "device", "tank-farm-plc")
 		tripped, _ := value(fams, "hazgate_interlock_tripped", "interlock", "IL-101")
-		return acked > 0 && hh == 1 && up == 1 && tripped == 1
+		// The rules mark the alarm active before its event is committed:
+		// wait for the event in the buffer too (start event + alarms).
+		events, _ := value(fams, "hazgate_buffer_appended_records_total", "stream", "event")
+		return acked > 0 && hh == 1 && up == 1 && tripped == 1 && events >= 2
 	})
 	after := r.gw.Status()
 
