@@ -37,14 +37,13 @@ type session struct {
 	stopDrain context.CancelFunc
 	drained   chan struct{}
 
-	mu       sync.Mutex
-	beats    int                  // heartbeat values received
-	lastBeat time.Time            // when the last one came
-	first    chan struct{}        // closed when every accepted item has sent a value
-	waiting  int                  // accepted items without a value yet
-	values   map[int]model.Sample // latest sample per subscribed point
-	refused  map[int]string       // monitored items the server refused: reason
-	broken   error                // the subscription failed: the session must go
+	mu        sync.Mutex
+	heartbeat heartbeat            // the server clock's notifications
+	first     chan struct{}        // closed when every accepted item has sent a value
+	waiting   int                  // accepted items without a value yet
+	values    map[int]model.Sample // latest sample per subscribed point
+	refused   map[int]string       // monitored items the server refused: reason
+	broken    error                // the subscription failed: the session must go
 }
 
 // sessionLocked returns the live session, connecting first when there is
@@ -270,6 +269,8 @@ func (s *session) subscribe(ctx context.Context) error {
 		results = append(results, res.Results...)
 	}
 	s.mu.Lock()
+	s.heartbeat.created = time.Now()
+	s.heartbeat.accepted = results[len(d.subbed)].StatusCode == ua.StatusOK
 	for k, r := range results[:len(d.subbed)] {
 		if q, reason := Quality(r.StatusCode); q == model.Bad {
 			i := d.subbed[k]
@@ -409,8 +410,8 @@ func (s *session) note(n *opcua.PublishNotificationData) {
 	case *ua.DataChangeNotification:
 		for _, item := range v.MonitoredItems {
 			if item.ClientHandle == s.d.heartbeatHandle() {
-				s.beats++
-				s.lastBeat = time.Now()
+				s.heartbeat.beats++
+				s.heartbeat.last = time.Now()
 				continue
 			}
 			i := int(item.ClientHandle)
@@ -464,12 +465,33 @@ func (s *session) health() error {
 	if s.broken != nil {
 		return s.broken
 	}
-	// The heartbeat proves the publish loop alive once it has beaten
-	// twice; a server that does not report its clock through a
-	// subscription never arms it.
-	if s.beats >= 2 {
-		if quiet := time.Since(s.lastBeat); quiet > s.d.heartbeatTimeout() {
+	return s.heartbeat.silence(time.Now(), s.d.heartbeatTimeout())
+}
+
+// heartbeat follows the monitored server clock of a subscription.
+type heartbeat struct {
+	accepted bool      // the server accepted the item
+	created  time.Time // when the items were created
+	beats    int       // values received
+	last     time.Time // when the last one came
+}
+
+// silence says why the subscription must be taken for dead, or nil.
+// Once the clock has beaten twice, a pause longer than timeout means the
+// publish loop stopped. A clock the server accepted but never reported,
+// not even its first value, means the same: the subscription delivers
+// nothing, and the tags would keep whatever a first read gave them. A
+// server that reports its clock once and never again (or refuses to
+// monitor it) never arms the check: it cannot tell silence from calm.
+func (h heartbeat) silence(now time.Time, timeout time.Duration) error {
+	switch {
+	case h.beats >= 2:
+		if quiet := now.Sub(h.last); quiet > timeout {
 			return fmt.Errorf("subscription silent for %s: no heartbeat (server clock i=2258) although the session answers", quiet.Round(time.Millisecond))
+		}
+	case h.beats == 0 && h.accepted && !h.created.IsZero():
+		if quiet := now.Sub(h.created); quiet > timeout {
+			return fmt.Errorf("subscription silent for %s since it was created: not even the first value of the server clock (i=2258) although the session answers", quiet.Round(time.Millisecond))
 		}
 	}
 	return nil
