@@ -405,7 +405,7 @@ func TestPollHonoursContext(t *testing.T) {
 	ctx, cancel2 := context.WithTimeout(context.Background(), 150*time.Millisecond)
 	defer cancel2()
 	start = time.Now()
-	if _, err := hung.Poll(ctx); err == nil || time.Since(start) > time.Second {
+	if _, err := hung.Poll(ctx); err == nil || time.Since(start) > 2*time.Second { // far below the 5 s device timeout
 		t.Errorf("Poll with 150ms deadline: %v after %v", err, time.Since(start))
 	}
 }
