@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"hazgate/internal/sim"
+	"hazgate/internal/testkit"
 	"hazgate/internal/watch"
 )
 
@@ -18,7 +20,7 @@ func TestMosquittoFailover(t *testing.T) {
 	first := startMosquitto(t, filepath.Join(dir), "allow_anonymous true")
 	dir2 := t.TempDir()
 	second := startMosquitto(t, dir2, "allow_anonymous true")
-	out := &lockedBuffer{}
+	out := &testkit.SyncBuffer{}
 	c, err := watch.NewChecker(out, false)
 	if err != nil {
 		t.Fatal(err)
@@ -26,8 +28,8 @@ func TestMosquittoFailover(t *testing.T) {
 	wFirst := startWatcherOn(t, watch.Options{Broker: "tcp://" + first.addr, Gateway: "demo-gw-01"}, c, out)
 	wSecond := startWatcherOn(t, watch.Options{Broker: "tcp://" + second.addr, Gateway: "demo-gw-01"}, c, out)
 
-	plant := startPlant(t)
-	s := string(demoConfigYAML(t, plant.Addr(), "tcp://"+first.addr, filepath.Join(dir, "data")))
+	plant := testkit.StartPlant(t, sim.PlantOptions{Script: true})
+	s := string(testkit.DemoConfigYAML(t, plant.Addr(), "tcp://"+first.addr, filepath.Join(dir, "data")))
 	s = strings.Replace(s, "    - tcp://"+first.addr, "    - tcp://"+first.addr+"\n    - tcp://"+second.addr, 1)
 	if !strings.Contains(s, second.addr) {
 		t.Fatal("could not add the second broker to the demo config; update this test")
