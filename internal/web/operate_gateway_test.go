@@ -11,6 +11,7 @@ import (
 
 	"hazgate/docs/schema"
 	"hazgate/internal/broker"
+	"hazgate/internal/testkit"
 	"hazgate/internal/web"
 )
 
@@ -61,7 +62,7 @@ func watchEvents(t *testing.T, b *broker.Broker) *events {
 func (e *events) wait(want map[string]any) map[string]any {
 	e.t.Helper()
 	var found map[string]any
-	waitFor(e.t, 30*time.Second, "an event with "+jsonString(want)+" at the broker", func() bool {
+	testkit.WaitFor(e.t, 30*time.Second, "an event with "+jsonString(want)+" at the broker", func() bool {
 		e.mu.Lock()
 		defer e.mu.Unlock()
 	next:
@@ -130,7 +131,7 @@ func TestOperateGateway(t *testing.T) {
 	if err := r.plant.Set("LT-101", 19.0); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "LT-101 hh active and unacknowledged", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "LT-101 hh active and unacknowledged", func() bool {
 		a, ok := alarmOf(apiAlarms(t, r.url), "LT-101", "hh")
 		return ok && a.State == "active_unacked"
 	})
@@ -179,7 +180,7 @@ func TestOperateGateway(t *testing.T) {
 	ev.wait(map[string]any{"kind": "alarm_unshelved", "tag": "LT-101", "level": "h", "who": "local:张三"})
 
 	// IL-101 tripped at 19.0 >= 18.5: a reset is refused while it holds
-	waitFor(t, 10*time.Second, "IL-101 tripped", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "IL-101 tripped", func() bool {
 		il := r.gw.Interlocks()
 		return len(il) == 1 && il[0].Tripped
 	})
@@ -203,7 +204,7 @@ func TestOperateGateway(t *testing.T) {
 	if err := r.plant.Set("LT-101", 10.0); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "IL-101's condition to clear", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "IL-101's condition to clear", func() bool {
 		il := r.gw.Interlocks()
 		return len(il) == 1 && !il[0].Condition
 	})
