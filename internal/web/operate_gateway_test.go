@@ -16,12 +16,10 @@ import (
 )
 
 // events collects the gateway's event messages as the platform's broker
-// receives them, each checked against docs/schema/event.schema.json.
+// receives them; every one must match docs/schema/event.schema.json.
 type events struct {
-	t   *testing.T
-	mu  sync.Mutex
-	got []map[string]any
-	bad []string
+	t *testing.T
+	*testkit.Events
 }
 
 func watchEvents(t *testing.T, b *broker.Broker) *events {
@@ -30,32 +28,29 @@ func watchEvents(t *testing.T, b *broker.Broker) *events {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &events{t: t}
-	err = b.Subscribe("hazgate/web-test-gw/event", func(m broker.Message) {
-		var v map[string]any
-		err := set.Validate(schema.Event, m.Payload)
-		if err == nil {
-			err = json.Unmarshal(m.Payload, &v)
+	const topic = "hazgate/web-test-gw/event"
+	var (
+		mu  sync.Mutex
+		bad []string
+	)
+	err = b.Subscribe(topic, func(m broker.Message) {
+		if err := set.Validate(schema.Event, m.Payload); err != nil {
+			mu.Lock()
+			defer mu.Unlock()
+			bad = append(bad, err.Error()+": "+string(m.Payload))
 		}
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		if err != nil {
-			e.bad = append(e.bad, err.Error()+": "+string(m.Payload))
-			return
-		}
-		e.got = append(e.got, v)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		for _, b := range e.bad {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, b := range bad {
 			t.Errorf("event against the schema: %s", b)
 		}
 	})
-	return e
+	return &events{t: t, Events: testkit.CollectEvents(t, b, topic)}
 }
 
 // wait returns the first event whose fields all equal want.
@@ -63,19 +58,9 @@ func (e *events) wait(want map[string]any) map[string]any {
 	e.t.Helper()
 	var found map[string]any
 	testkit.WaitFor(e.t, 30*time.Second, "an event with "+jsonString(want)+" at the broker", func() bool {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-	next:
-		for _, ev := range e.got {
-			for k, v := range want {
-				if ev[k] != v {
-					continue next
-				}
-			}
-			found = ev
-			return true
-		}
-		return false
+		var ok bool
+		found, ok = e.Find(want)
+		return ok
 	})
 	return found
 }
