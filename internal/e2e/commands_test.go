@@ -23,8 +23,8 @@ import (
 // recorded as an event the platform receives.
 func TestMosquittoCommands(t *testing.T) {
 	dir := t.TempDir()
-	mq := startMosquitto(t, dir, "allow_anonymous true")
-	url := "tcp://" + mq.addr
+	mq := testkit.StartMosquitto(t, dir, "allow_anonymous true")
+	url := "tcp://" + mq.Addr
 	w := startWatcher(t, watch.Options{Broker: url, Gateway: "demo-gw-01"})
 	plant := testkit.StartPlant(t, sim.PlantOptions{Script: true})
 	const key = "0123456789abcdef0123456789abcdef-e2e"

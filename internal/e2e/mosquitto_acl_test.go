@@ -54,9 +54,9 @@ func TestMosquittoMutualTLSAndACL(t *testing.T) {
 		}
 	}
 	aclFile := testkit.WriteFile(t, dir, "mosquitto.acl", []byte(gatewayACL))
-	mq := startMosquitto(t, dir, fmt.Sprintf("allow_anonymous false\npassword_file %s\nacl_file %s\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\n",
+	mq := testkit.StartMosquitto(t, dir, fmt.Sprintf("allow_anonymous false\npassword_file %s\nacl_file %s\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\n",
 		pwFile, aclFile, p.caFile, p.server[0], p.server[1]))
-	url := "ssl://" + mq.addr
+	url := "ssl://" + mq.Addr
 
 	w := startWatcher(t, watch.Options{Broker: url, Username: "dispatch", Password: "dispatch-pw",
 		CAFile: p.caFile, CertFile: dispatchCert[0], KeyFile: dispatchCert[1]})

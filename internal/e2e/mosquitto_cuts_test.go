@@ -102,9 +102,9 @@ func TestMosquittoConnectionCuts(t *testing.T) {
 		t.Skip("runs for about half a minute")
 	}
 	dir := t.TempDir()
-	mq := startMosquitto(t, dir, "allow_anonymous true")
-	w := startWatcher(t, watch.Options{Broker: "tcp://" + mq.addr, Gateway: "demo-gw-01"})
-	link := startCutter(t, mq.addr)
+	mq := testkit.StartMosquitto(t, dir, "allow_anonymous true")
+	w := startWatcher(t, watch.Options{Broker: "tcp://" + mq.Addr, Gateway: "demo-gw-01"})
+	link := startCutter(t, mq.Addr)
 	plant := testkit.StartPlant(t, sim.PlantOptions{Script: true})
 	s := string(testkit.DemoConfigYAML(t, plant.Addr(), "tcp://"+link.ln.Addr().String(), filepath.Join(dir, "data")))
 	const anchor = "  topic_prefix: hazgate\n"
