@@ -1,7 +1,8 @@
 // Package testkit holds what the gateway's tests keep needing around
-// them: the embedded broker and the simulated plant and reactor on free
-// loopback ports, a gateway (or any other long-running part) run in the
-// background until the test ends, polling for a condition, and the
+// them: the embedded broker, Mosquitto and the simulated plant and
+// reactor on free loopback ports, a gateway (or any other long-running
+// part) run in the background until the test ends, polling for a
+// condition, the gateway's events as the platform receives them, and the
 // files, certificates and buffers those tests write and read.
 //
 // It is imported from _test.go files only. Nothing in the hazgate binary
