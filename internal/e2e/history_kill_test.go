@@ -29,11 +29,7 @@ func TestKilledGatewayHistory(t *testing.T) {
 	cfgPath := testkit.WriteFile(t, dir, "gateway.yaml", testkit.DemoConfigYAML(t, plant.Addr(), b.URL(), dataDir))
 
 	var logs testkit.SyncBuffer
-	defer func() {
-		if t.Failed() {
-			t.Logf("gateway output:\n%s", logs.String())
-		}
-	}()
+	testkit.LogOnFailure(t, "gateway output", &logs)
 	type run struct{ start, kill time.Time }
 	var runs []run
 	const kills = 6

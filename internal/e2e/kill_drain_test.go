@@ -55,11 +55,7 @@ devices:
 
 	var logs testkit.SyncBuffer
 	start := func() *exec.Cmd { return startGateway(t, bin, cfgPath, &logs, "--log-level", "warn") }
-	defer func() {
-		if t.Failed() {
-			t.Logf("gateway output:\n%s", logs.String())
-		}
-	}()
+	testkit.LogOnFailure(t, "gateway output", &logs)
 
 	cmd := start()
 	waitFor(t, 15*time.Second, "first data", func() bool { return coll.max("data") > 100 })

@@ -44,11 +44,7 @@ func TestKilledGateway(t *testing.T) {
 
 	var logs testkit.SyncBuffer
 	start := func() *exec.Cmd { return startGateway(t, bin, cfgPath, &logs, "--log-level", "warn") }
-	defer func() {
-		if t.Failed() {
-			t.Logf("gateway output:\n%s", logs.String())
-		}
-	}()
+	testkit.LogOnFailure(t, "gateway output", &logs)
 
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, 7))

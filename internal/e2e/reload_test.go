@@ -81,11 +81,7 @@ func TestReloadBySIGHUP(t *testing.T) {
 
 	logs := &testkit.SyncBuffer{}
 	cmd := startGateway(t, bin, cfgPath, logs, "--log-level", "info", "--reload-poll", "200ms")
-	defer func() {
-		if t.Failed() {
-			t.Logf("gateway output:\n%s", logs.String())
-		}
-	}()
+	testkit.LogOnFailure(t, "gateway output", logs)
 	waitFor(t, 15*time.Second, "first data", func() bool { return coll.max("data") > 20 })
 	var metricsURL string
 	waitFor(t, 10*time.Second, "the status page's address in the log", func() bool {
@@ -189,11 +185,7 @@ func TestKilledDuringReload(t *testing.T) {
 	cfgPath := testkit.WriteFile(t, dir, "gateway.yaml", base)
 
 	logs := &testkit.SyncBuffer{}
-	defer func() {
-		if t.Failed() {
-			t.Logf("gateway output:\n%s", logs.String())
-		}
-	}()
+	testkit.LogOnFailure(t, "gateway output", logs)
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, 11))
 	t.Logf("kill timing seed %d", seed)

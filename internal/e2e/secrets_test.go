@@ -78,11 +78,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 		t.Run(format, func(t *testing.T) {
 			logs := &testkit.SyncBuffer{}
 			cmd := startGateway(t, bin, cfgPath, logs, "--log-level", "debug", "--log-format", format, "--log-repeat", "0")
-			defer func() {
-				if t.Failed() {
-					t.Logf("gateway output:\n%s", logs.String())
-				}
-			}()
+			testkit.LogOnFailure(t, "gateway output", logs)
 			before := coll.max("data")
 			waitFor(t, 15*time.Second, "data", func() bool { return coll.max("data") > before+20 })
 			// A reload, and a refused one, log too.

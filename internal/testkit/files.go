@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -106,4 +107,15 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// LogOnFailure shows what out holds (a process's output, a log) under the
+// heading what when the test has failed by its end, so a passing test
+// stays quiet and a failing one explains itself.
+func LogOnFailure(t testing.TB, what string, out fmt.Stringer) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("%s:\n%s", what, out.String())
+		}
+	})
 }

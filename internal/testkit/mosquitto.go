@@ -66,12 +66,8 @@ listener %s 127.0.0.1
 			}
 		})
 	}
-	t.Cleanup(func() {
-		m.Stop()
-		if t.Failed() {
-			t.Logf("mosquitto log:\n%s", m.Log.String())
-		}
-	})
+	LogOnFailure(t, "mosquitto log", m.Log)
+	t.Cleanup(m.Stop)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
