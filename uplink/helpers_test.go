@@ -2,7 +2,6 @@ package uplink
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"hazgate/internal/broker"
 	"hazgate/internal/config"
 	"hazgate/internal/model"
+	"hazgate/internal/testkit"
 )
 
 // memSource is an in-memory Source: records of each stream numbered 1, 2,
@@ -168,25 +168,7 @@ func runUplink(t testing.TB, opts Options, src Source) (*Uplink, func()) {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- u.Run(ctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Run returned %v", err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Errorf("Run did not return within 10 s of cancel")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return u, stop
+	return u, testkit.RunInBackground(t, "uplink", u, 10*time.Second)
 }
 
 // eventually polls cond every 10 ms until it holds or timeout passes.
@@ -466,20 +448,7 @@ func (p *proxy) cut() {
 // logBuffer is an io.Writer for slog that tests may read while the
 // uplink writes.
 type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
+	testkit.SyncBuffer
 }
 
 func (l *logBuffer) logger() *slog.Logger {

@@ -2,63 +2,23 @@ package uplink
 
 import (
 	"encoding/json"
-	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"hazgate/internal/config"
-	"hazgate/internal/interop"
 	"hazgate/internal/model"
+	"hazgate/internal/testkit"
 )
 
-// startMosquitto runs Debian's Mosquitto on a free loopback port until the
-// end of the test and returns its tcp:// URL.
+// startMosquitto runs Debian's Mosquitto, with no limit on messages in
+// flight or queued, until the end of the test and returns its tcp:// URL.
 func startMosquitto(tb testing.TB) string {
 	tb.Helper()
-	bin := interop.Require(tb, "mosquitto")[0]
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	_, port, _ := net.SplitHostPort(addr)
-	conf := filepath.Join(tb.TempDir(), "mosquitto.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, "user root\npersistence false\nlog_dest none\nmax_inflight_messages 0\nmax_queued_messages 0\nlistener %s 127.0.0.1\nallow_anonymous true\n", port), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-c", conf)
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	tb.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
-	eventually(tb, 10*time.Second, "mosquitto listening", func() bool {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			_ = c.Close()
-		}
-		return err == nil
-	})
-	return "tcp://" + addr
+	return testkit.StartMosquitto(tb, tb.TempDir(), "max_inflight_messages 0\nmax_queued_messages 0\nallow_anonymous true\n").URL()
 }
 
 // BenchmarkThroughputMosquitto: records per second from an in-memory

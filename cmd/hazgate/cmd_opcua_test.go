@@ -6,16 +6,13 @@ import (
 	"testing"
 
 	"hazgate/internal/sim"
+	"hazgate/internal/testkit"
 )
 
 // TestOPCUATool browses and reads the simulated reactor the way an
 // integrator would on site.
 func TestOPCUATool(t *testing.T) {
-	r := sim.NewReactor(sim.ReactorOptions{})
-	if err := r.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := testkit.StartReactor(t, sim.ReactorOptions{})
 	if err := r.Set(sim.TT301, 91.25); err != nil {
 		t.Fatal(err)
 	}

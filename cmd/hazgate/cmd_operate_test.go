@@ -3,28 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"hazgate/internal/broker"
 	"hazgate/internal/config"
 	"hazgate/internal/gateway"
 	"hazgate/internal/sim"
+	"hazgate/internal/testkit"
 	"hazgate/internal/web"
 )
 
@@ -34,87 +24,20 @@ func runCLI(args ...string) (stdout, stderr string, code int) {
 	return out.String(), errOut.String(), code
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func writeTemp(t *testing.T, name, data string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// testCert writes a self-signed certificate for a name that is not
-// 127.0.0.1, as a box's own certificate would be: the CLI must still
-// trust it, by pinning the file, not by its name.
-func testCert(t *testing.T) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "gw-box.plant.local"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		DNSNames: []string{"gw-box.plant.local"},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return writeTemp(t, "web.crt", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))),
-		writeTemp(t, "web.key", string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})))
-}
-
 // startGateway runs a gateway on the simulated plant from a config file
 // whose web section has a password and HTTPS, as on a box reachable from
 // the plant network, and returns the file the CLI is given.
 func startGateway(t *testing.T) (plant *sim.Plant, cfgPath string, events func() []map[string]any) {
 	t.Helper()
-	plant = sim.NewPlant(sim.PlantOptions{Script: true})
-	if err := plant.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { plant.Close() })
-	b, err := broker.Start("127.0.0.1:0", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	var mu sync.Mutex
-	var got []map[string]any
-	if err := b.Subscribe("hazgate/cli-test-gw/event", func(m broker.Message) {
-		var v map[string]any
-		if json.Unmarshal(m.Payload, &v) == nil {
-			mu.Lock()
-			got = append(got, v)
-			mu.Unlock()
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
-	events = func() []map[string]any {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]map[string]any(nil), got...)
-	}
-	certFile, keyFile := testCert(t)
-	pw := writeTemp(t, "web.pw", "tank-farm\n")
-	cfgPath = writeTemp(t, "plant.yaml", fmt.Sprintf(`gateway:
+	plant = testkit.StartPlant(t, sim.PlantOptions{Script: true})
+	b := testkit.StartBroker(t)
+	events = testkit.CollectEvents(t, b, "hazgate/cli-test-gw/event").All
+	// A certificate for a name that is not 127.0.0.1, as a box's own
+	// certificate would be: the CLI must still trust it, by pinning the
+	// file, not by its name.
+	certFile, keyFile, _ := testkit.SelfSignedCert(t, "gw-box.plant.local", "gw-box.plant.local")
+	pw := testkit.WriteTempFile(t, "web.pw", "tank-farm\n")
+	cfgPath = testkit.WriteTempFile(t, "plant.yaml", fmt.Sprintf(`gateway:
   id: cli-test-gw
   enterprise_code: TEST0001
   data_dir: %q
@@ -151,7 +74,7 @@ web:
   password_file: %q
   cert_file: %q
   key_file: %q
-`, t.TempDir(), b.URL(), plant.Addr(), freeAddr(t), pw, certFile, keyFile))
+`, t.TempDir(), b.URL(), plant.Addr(), testkit.FreeAddr(t), pw, certFile, keyFile))
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
@@ -160,33 +83,9 @@ web:
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("gateway: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("gateway did not stop within 20 s")
-		}
-	})
-	waitUntil(t, 15*time.Second, "the status page to listen", func() bool { return g.WebURL() != "" })
+	testkit.RunInBackground(t, "gateway", g, 20*time.Second)
+	testkit.WaitFor(t, 15*time.Second, "the status page to listen", func() bool { return g.WebURL() != "" })
 	return plant, cfgPath, events
-}
-
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func listAlarms(t *testing.T, cfgPath string) []web.AlarmJSON {
@@ -220,7 +119,7 @@ func TestOperatorCommands(t *testing.T) {
 	if err := plant.Set("LT-101", 19.0); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 30*time.Second, "LT-101 hh active and unacknowledged", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "LT-101 hh active and unacknowledged", func() bool {
 		return alarmState(listAlarms(t, cfg), "LT-101", "hh") == "active_unacked"
 	})
 	out, _, code := runCLI("alarm", "list", "-c", cfg)
@@ -262,7 +161,7 @@ func TestOperatorCommands(t *testing.T) {
 		t.Errorf("ack of an unknown tag: exit %d: %s", code, errOut)
 	}
 
-	waitUntil(t, 10*time.Second, "IL-101 tripped", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "IL-101 tripped", func() bool {
 		out, _, _ := runCLI("interlock", "list", "-c", cfg)
 		return regexpLine(out, "IL-101", "tripped")
 	})
@@ -287,7 +186,7 @@ func TestOperatorCommands(t *testing.T) {
 	if err := plant.Set("LT-101", 10.0); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 30*time.Second, "IL-101's condition to clear", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "IL-101's condition to clear", func() bool {
 		out, _, _ := runCLI("interlock", "list", "-c", cfg)
 		return regexpLine(out, "IL-101", "tripped", " no ")
 	})
@@ -303,7 +202,7 @@ func TestOperatorCommands(t *testing.T) {
 	for _, want := range [][2]string{
 		{"alarm_acknowledged", "engineer:张三"}, {"alarm_shelved", "engineer:张三"}, {"alarm_unshelved", "engineer:张三"}, {"bypass_on", "engineer:王工"}, {"interlock_reset", "engineer:王工"}, {"bypass_off", "engineer:王工"},
 	} {
-		waitUntil(t, 30*time.Second, want[0]+" by "+want[1]+" at the broker", func() bool {
+		testkit.WaitFor(t, 30*time.Second, want[0]+" by "+want[1]+" at the broker", func() bool {
 			for _, ev := range events() {
 				if ev["kind"] == want[0] && ev["who"] == want[1] {
 					return true
@@ -378,13 +277,13 @@ func TestOperatorCommandErrors(t *testing.T) {
 		}
 	}
 
-	dead := "http://" + freeAddr(t)
+	dead := "http://" + testkit.FreeAddr(t)
 	_, errOut, code := runCLI("alarm", "ack", "LT-101", "--by", "a", "--url", dead)
 	if code != exitFailure || !strings.Contains(errOut, "no gateway answers at "+dead+"/: is it running") {
 		t.Errorf("gateway not running: exit %d: %s", code, errOut)
 	}
 
-	pw := writeTemp(t, "pw", "secret\n")
+	pw := testkit.WriteTempFile(t, "pw", "secret\n")
 	s, err := web.New(web.Options{Config: config.Web{Listen: "127.0.0.1:0", PasswordFile: pw},
 		Source: func() web.Snapshot { return web.Snapshot{} }, Operator: refusingOperator{}})
 	if err != nil {

@@ -1,15 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"hazgate/internal/broker"
+	"hazgate/internal/testkit"
 )
 
 func dataPayload(first, last int) []byte {
@@ -47,7 +46,7 @@ func TestWatchExitCodes(t *testing.T) {
 			if err := b.Publish("hazgate/gw-9/status", []byte(status), true, 1); err != nil {
 				t.Fatal(err)
 			}
-			var stdout, stderr watchOutput
+			var stdout, stderr testkit.SyncBuffer
 			done := make(chan int, 1)
 			go func() {
 				done <- run([]string{"watch", "--broker", b.URL(), "--gateway", "gw-9", "--for", "4s"}, &stdout, &stderr)
@@ -74,26 +73,8 @@ func TestWatchExitCodes(t *testing.T) {
 			}
 		})
 	}
-	var stderr watchOutput
+	var stderr testkit.SyncBuffer
 	if code := cmdWatch(context.Background(), nil, &stderr, &stderr); code != exitUsage {
 		t.Errorf("no --broker: exit %d, want %d", code, exitUsage)
 	}
-}
-
-// watchOutput is a bytes.Buffer the command writes while the test reads.
-type watchOutput struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *watchOutput) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *watchOutput) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 
 	"hazgate/internal/config"
 	"hazgate/internal/gateway"
+	"hazgate/internal/testkit"
 )
 
 // fakeGateway records the configs it was asked to apply.
@@ -37,24 +37,6 @@ func (f *fakeGateway) applied() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]string(nil), f.hashes...)
-}
-
-// syncBuffer is a log destination shared with the watcher's goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 const watchedConfig = `gateway: {id: gw-1, enterprise_code: E1, data_dir: /tmp/x}
@@ -84,7 +66,7 @@ func TestConfigWatcher(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	fake := &fakeGateway{}
 	hup := make(chan os.Signal, 1)
 	w := &configWatcher{path: path, g: fake, log: slog.New(slog.NewTextHandler(&logs, nil)),
@@ -96,7 +78,7 @@ func TestConfigWatcher(t *testing.T) {
 
 	// An invalid file: refused, every problem logged with file and line.
 	write(strings.Replace(watchedConfig, "max: 20", "max: 20, colour: red", 1))
-	waitUntil(t, 10*time.Second, "the invalid file refused", func() bool { return strings.Contains(logs.String(), "not valid") })
+	testkit.WaitFor(t, 10*time.Second, "the invalid file refused", func() bool { return strings.Contains(logs.String(), "not valid") })
 	if !strings.Contains(logs.String(), path+":8:") || !strings.Contains(logs.String(), "unknown field") {
 		t.Errorf("the problem is not logged as validate prints it:\n%s", logs.String())
 	}
@@ -112,7 +94,7 @@ func TestConfigWatcher(t *testing.T) {
 	// Fixed: applied, once.
 	changed := strings.Replace(watchedConfig, "max: 20", "max: 25", 1)
 	write(changed)
-	waitUntil(t, 10*time.Second, "the fixed file applied", func() bool { return len(fake.applied()) == 1 })
+	testkit.WaitFor(t, 10*time.Second, "the fixed file applied", func() bool { return len(fake.applied()) == 1 })
 	time.Sleep(100 * time.Millisecond)
 	if n := len(fake.applied()); n != 1 {
 		t.Errorf("applied %d times, want once", n)
@@ -120,14 +102,14 @@ func TestConfigWatcher(t *testing.T) {
 
 	// SIGHUP with the file unchanged: nothing to do, and said so.
 	hup <- os.Interrupt
-	waitUntil(t, 10*time.Second, "SIGHUP answered", func() bool { return strings.Contains(logs.String(), "config unchanged") })
+	testkit.WaitFor(t, 10*time.Second, "SIGHUP answered", func() bool { return strings.Contains(logs.String(), "config unchanged") })
 
 	// The gateway refuses: logged, and the running config stays.
 	fake.mu.Lock()
 	fake.refuse = errors.New("section uplink changed: " + gateway.ErrRestartNeeded.Error())
 	fake.mu.Unlock()
 	write(strings.Replace(changed, "1883", "1884", 1))
-	waitUntil(t, 10*time.Second, "the refusal logged", func() bool { return strings.Contains(logs.String(), "restart is needed") })
+	testkit.WaitFor(t, 10*time.Second, "the refusal logged", func() bool { return strings.Contains(logs.String(), "restart is needed") })
 	if w2 := len(fake.applied()); w2 != 1 {
 		t.Errorf("applied %d times", w2)
 	}

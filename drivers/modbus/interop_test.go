@@ -25,6 +25,7 @@ import (
 	"hazgate/internal/interop"
 	"hazgate/internal/model"
 	"hazgate/internal/sim"
+	"hazgate/internal/testkit"
 )
 
 // buildLibmodbusServer compiles the C server into a temporary folder.
@@ -285,11 +286,7 @@ func testTwoSlaves(t *testing.T, line, dir string, mk func(string, int, time.Dur
 // gets the values the simulator holds: it speaks standard Modbus TCP.
 func TestInteropMbpollReadsSimulator(t *testing.T) {
 	mbpoll := interop.Require(t, "mbpoll")[0]
-	p := sim.NewPlant(sim.PlantOptions{})
-	if err := p.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := testkit.StartPlant(t, sim.PlantOptions{})
 	for tg, v := range map[string]float64{sim.LT101: 18.625, sim.PT101: 101.325, sim.GT201: 48.5} {
 		if err := p.Set(tg, v); err != nil {
 			t.Fatal(err)

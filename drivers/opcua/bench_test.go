@@ -9,6 +9,7 @@ import (
 	"hazgate/internal/config"
 	"hazgate/internal/model"
 	"hazgate/internal/sim"
+	"hazgate/internal/testkit"
 )
 
 // manyTags is n polled tags over the reactor's three process nodes.
@@ -24,7 +25,7 @@ func manyTags(n int) []tagSpec {
 // TestReadSplitsBatches: with max_nodes_per_read 2, seven tags go out in
 // four requests and every sample still lands on its own tag.
 func TestReadSplitsBatches(t *testing.T) {
-	r := startReactor(t)
+	r := testkit.StartReactor(t, sim.ReactorOptions{})
 	if err := r.Set(sim.TT301, 70); err != nil {
 		t.Fatal(err)
 	}

@@ -13,19 +13,8 @@ import (
 	"hazgate/internal/config"
 	"hazgate/internal/model"
 	"hazgate/internal/sim"
+	"hazgate/internal/testkit"
 )
-
-// startReactor serves the simulated reactor on a free 127.0.0.1 port for
-// the test's lifetime.
-func startReactor(t *testing.T) *sim.Reactor {
-	t.Helper()
-	r := sim.NewReactor(sim.ReactorOptions{})
-	if err := r.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = r.Close() })
-	return r
-}
 
 type tagSpec struct {
 	name, node string
@@ -99,7 +88,7 @@ func byTag(s []model.Sample) map[string]model.Sample {
 // serves them, its source timestamps, and an unknown node that is bad on
 // its own without spoiling the others.
 func TestPollReactor(t *testing.T) {
-	r := startReactor(t)
+	r := testkit.StartReactor(t, sim.ReactorOptions{})
 	const interval = 200 * time.Millisecond
 	d := newDriver(t, device(r.Endpoint(), interval,
 		tagSpec{name: "TT-301", node: sim.ReactorNode(sim.TT301)},
@@ -141,7 +130,7 @@ func TestPollReactor(t *testing.T) {
 // TestPollServerDown: no server is a device failure with every tag bad,
 // and the driver connects once the server is there.
 func TestPollServerDown(t *testing.T) {
-	r := startReactor(t)
+	r := testkit.StartReactor(t, sim.ReactorOptions{})
 	ep := r.Endpoint()
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
@@ -172,7 +161,7 @@ func TestPollServerDown(t *testing.T) {
 // failure this guards against).
 func TestSubscriptionSurvivesRestart(t *testing.T) {
 	t0 := time.Now()
-	r := startReactor(t)
+	r := testkit.StartReactor(t, sim.ReactorOptions{})
 	const interval = 200 * time.Millisecond
 	d := newDriver(t, device(r.Endpoint(), interval,
 		tagSpec{name: "TT-301", node: sim.ReactorNode(sim.TT301), subscribe: true},
@@ -304,7 +293,7 @@ func TestSilentServer(t *testing.T) {
 // read back; a value the type cannot hold and a tag not marked writable
 // are refused before anything is sent.
 func TestWriteReactor(t *testing.T) {
-	r := startReactor(t)
+	r := testkit.StartReactor(t, sim.ReactorOptions{})
 	d := newDriver(t, device(r.Endpoint(), 200*time.Millisecond,
 		tagSpec{name: "HS-301", node: sim.ReactorNode(sim.HS301), writable: true},
 		tagSpec{name: "TT-301", node: sim.ReactorNode(sim.TT301)},
@@ -361,7 +350,7 @@ func TestConvert(t *testing.T) {
 // errors without a word) is noticed by the heartbeat and rebuilt, so the
 // subscribed tags do not keep a stale value as if it were good.
 func TestSilentSubscription(t *testing.T) {
-	r := startReactor(t)
+	r := testkit.StartReactor(t, sim.ReactorOptions{})
 	const interval = 200 * time.Millisecond
 	d := newDriver(t, device(r.Endpoint(), interval,
 		tagSpec{name: "TT-301", node: sim.ReactorNode(sim.TT301), subscribe: true},

@@ -1,35 +1,16 @@
 package demo
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"hazgate/internal/testkit"
 )
-
-// syncBuffer is an io.Writer the demo writes from several goroutines
-// while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestDemoShowsOverfillAndGasAlarms runs the whole demo (plant, broker,
 // gateway) on free ports until the scripted LT-101 HH alarm (about 15 s in)
@@ -38,7 +19,7 @@ func TestDemoShowsOverfillAndGasAlarms(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the demo for about 20 s")
 	}
-	out := new(syncBuffer)
+	out := new(testkit.SyncBuffer)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
@@ -107,7 +88,7 @@ func TestDemoForStopsByItself(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the demo for 2 s")
 	}
-	out := new(syncBuffer)
+	out := new(testkit.SyncBuffer)
 	dir := t.TempDir()
 	// A demo that ignored For would run until this outer limit. Start-up
 	// (two simulators, the broker, the buffer) and shutdown take seconds
@@ -135,7 +116,7 @@ func TestDemoForStopsByItself(t *testing.T) {
 
 func TestDemoExplicitBusyAddressFails(t *testing.T) {
 	// An address asked for explicitly must not be silently replaced.
-	out := new(syncBuffer)
+	out := new(testkit.SyncBuffer)
 	first := make(chan error, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -153,7 +134,7 @@ func TestDemoExplicitBusyAddressFails(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	err := Run(context.Background(), Options{MQTTListen: "127.0.0.1:0", PlantListen: plantAddr, Out: new(syncBuffer)})
+	err := Run(context.Background(), Options{MQTTListen: "127.0.0.1:0", PlantListen: plantAddr, Out: new(testkit.SyncBuffer)})
 	if err == nil || !strings.Contains(err.Error(), "simulated plant") {
 		t.Errorf("second demo on the busy plant address %s: %v", plantAddr, err)
 	}

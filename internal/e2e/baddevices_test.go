@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -17,7 +16,7 @@ import (
 
 	"hazgate/drivers/modbus/modbustest"
 	"hazgate/internal/broker"
-	"hazgate/internal/gateway"
+	"hazgate/internal/testkit"
 )
 
 // flakyTags are the misbehaving device's tags and the registers they read:
@@ -289,11 +288,7 @@ func runBadDevice(t *testing.T, tc badCase) {
 	healthy := modbustest.NewServer(t)
 	healthy.SetHolding(0, healthyValue)
 	flaky := newFlakyDevice(t, misdo)
-	b, err := broker.Start("127.0.0.1:0", nil)
-	if err != nil {
-		t.Fatalf("start broker: %v", err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := testkit.StartBroker(t)
 
 	var tagLines strings.Builder
 	for _, name := range slices.Sorted(maps.Keys(flakyTags)) {
@@ -324,30 +319,7 @@ devices:
 	if err := b.Subscribe("hazgate/bad-gw/#", view.handle); err != nil {
 		t.Fatal(err)
 	}
-	g, err := gateway.New(cfg, gateway.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("gateway: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("gateway did not stop within 15 s")
-		}
-	}
-	defer stop()
+	_, stop := runGateway(t, cfg)
 
 	locked := func(f func() bool) func() bool {
 		return func() bool { view.mu.Lock(); defer view.mu.Unlock(); return f() }

@@ -17,6 +17,7 @@ import (
 
 	"hazgate/drivers/modbus/modbustest"
 	"hazgate/internal/broker"
+	"hazgate/internal/testkit"
 )
 
 // TestCapacity measures the limits of one gateway process (issue 8):
@@ -84,7 +85,7 @@ func capacityRun(t *testing.T, bin string, tags int, measure time.Duration) {
 	}
 
 	dir := t.TempDir()
-	webAddr := freePort(t)
+	webAddr := testkit.FreeAddr(t)
 	var y strings.Builder
 	fmt.Fprintf(&y, `gateway: {id: cap-gw, enterprise_code: TEST01, data_dir: %q}
 buffer: {max_bytes: 1GiB}
@@ -105,7 +106,7 @@ devices:
 			fmt.Fprintf(&y, "      - {name: T%d-%04d, kind: temperature, unit: C, area: holding, address: %d, range: {min: 0, max: 200}, alarms: {ll: 5, l: 10, h: 150, hh: 180, deadband: 1}}\n", d, i, i)
 		}
 	}
-	cfgPath := writeFile(t, dir, "gateway.yaml", []byte(y.String()))
+	cfgPath := testkit.WriteFile(t, dir, "gateway.yaml", []byte(y.String()))
 	loadConfig(t, []byte(y.String()))
 
 	var logs bytes.Buffer

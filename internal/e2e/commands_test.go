@@ -12,6 +12,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"hazgate/internal/sim"
+	"hazgate/internal/testkit"
 	"hazgate/internal/watch"
 	"hazgate/uplink"
 )
@@ -22,13 +23,13 @@ import (
 // recorded as an event the platform receives.
 func TestMosquittoCommands(t *testing.T) {
 	dir := t.TempDir()
-	mq := startMosquitto(t, dir, "allow_anonymous true")
-	url := "tcp://" + mq.addr
+	mq := testkit.StartMosquitto(t, dir, "allow_anonymous true")
+	url := "tcp://" + mq.Addr
 	w := startWatcher(t, watch.Options{Broker: url, Gateway: "demo-gw-01"})
-	plant := startPlant(t)
+	plant := testkit.StartPlant(t, sim.PlantOptions{Script: true})
 	const key = "0123456789abcdef0123456789abcdef-e2e"
-	keyFile := writeFile(t, dir, "command.key", []byte(key+"\n"))
-	s := string(demoConfigYAML(t, plant.Addr(), url, filepath.Join(dir, "data")))
+	keyFile := testkit.WriteFile(t, dir, "command.key", []byte(key+"\n"))
+	s := string(testkit.DemoConfigYAML(t, plant.Addr(), url, filepath.Join(dir, "data")))
 	const anchor = "  topic_prefix: hazgate\n"
 	if !strings.Contains(s, anchor) {
 		t.Fatalf("configs/demo.yaml no longer contains %q; update this test", anchor)

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -10,7 +9,7 @@ import (
 	"time"
 
 	"hazgate/internal/broker"
-	"hazgate/internal/gateway"
+	"hazgate/internal/testkit"
 )
 
 // TestFullBufferShowsGap fills a size-limited buffer while the broker is
@@ -75,20 +74,7 @@ devices:
 	coll.attach(t, b)
 	watchGaps(b)
 
-	g, err := gateway.New(cfg, gateway.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	stopped := false
-	defer func() {
-		if !stopped {
-			cancel()
-			<-done
-		}
-	}()
+	g, stop := runGateway(t, cfg)
 
 	waitFor(t, 10*time.Second, "first data", func() bool { return coll.max("data") > 0 })
 	b.Close()
@@ -99,19 +85,11 @@ devices:
 	}
 	acquired := st.Data.NextSeq - 1
 
-	b2, err := broker.Start(addr, nil)
-	if err != nil {
-		t.Fatalf("restart broker: %v", err)
-	}
-	t.Cleanup(func() { b2.Close() })
+	b2 := testkit.StartBrokerOn(t, addr)
 	coll.attach(t, b2)
 	watchGaps(b2)
 	waitFor(t, 60*time.Second, "the backlog after the outage", func() bool { return coll.max("data") >= acquired })
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("gateway: %v", err)
-	}
-	stopped = true
+	stop()
 
 	if m := coll.missing("event"); len(m) > 0 {
 		t.Errorf("events are never dropped while telemetry remains, but %d event seqs never arrived: %s", len(m), summarize(m))

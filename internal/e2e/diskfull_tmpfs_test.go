@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"hazgate/internal/broker"
 	"hazgate/internal/sim"
+	"hazgate/internal/testkit"
 )
 
 // TestDiskFullOnTmpfs puts the data directory on a small tmpfs (needs
@@ -45,7 +45,7 @@ func TestDiskFullOnTmpfs(t *testing.T) {
 
 	// The demo plant with its overfill interlock, plus a bulk device of 100
 	// registers every 20 ms (~5000 samples/s) so the buffer grows fast.
-	cfg := string(demoConfigYAML(t, plant.Addr(), b.URL(), data))
+	cfg := string(testkit.DemoConfigYAML(t, plant.Addr(), b.URL(), data))
 	var bulk strings.Builder
 	fmt.Fprintf(&bulk, "devices:\n  - name: bulk\n    protocol: modbus-tcp\n    address: %s\n    interval: 20ms\n    timeout: 15ms\n    tags:\n", plant.Addr())
 	for i := 0; i < 100; i++ {
@@ -55,9 +55,9 @@ func TestDiskFullOnTmpfs(t *testing.T) {
 		t.Fatal("configs/demo.yaml no longer has a top-level devices list; update this test")
 	}
 	cfg = strings.Replace(cfg, "\ndevices:\n", "\n"+bulk.String(), 1)
-	cfgPath := writeFile(t, dir, "gateway.yaml", []byte(cfg))
+	cfgPath := testkit.WriteFile(t, dir, "gateway.yaml", []byte(cfg))
 
-	var logs lockedBuffer
+	var logs testkit.SyncBuffer
 	cmd := exec.Command(bin, "run", "-c", cfgPath, "--log-level", "warn", "--log-repeat", "0")
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -110,11 +110,7 @@ func TestDiskFullOnTmpfs(t *testing.T) {
 	if err := os.Remove(filepath.Join(data, "filler")); err != nil {
 		t.Fatal(err)
 	}
-	b2, err := broker.Start(addr, nil)
-	if err != nil {
-		t.Fatalf("restart broker on %s: %v", addr, err)
-	}
-	t.Cleanup(func() { b2.Close() })
+	b2 := testkit.StartBrokerOn(t, addr)
 	coll.attach(t, b2)
 	waitFor(t, 60*time.Second, "storage_fault and storage_restored at the platform", func() bool {
 		return coll.kindCount("storage_fault") >= 1 && coll.kindCount("storage_restored") >= 1
@@ -160,7 +156,7 @@ func TestReadOnlyDataDirAtStart(t *testing.T) {
 	t.Cleanup(func() { _ = exec.Command("umount", "-l", data).Run() })
 	bin := buildGateway(t, dir)
 	plant, b := plantAndBroker(t)
-	cfgPath := writeFile(t, dir, "gateway.yaml", demoConfigYAML(t, plant.Addr(), b.URL(), data))
+	cfgPath := testkit.WriteFile(t, dir, "gateway.yaml", testkit.DemoConfigYAML(t, plant.Addr(), b.URL(), data))
 	cmd := exec.Command(bin, "run", "-c", cfgPath)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

@@ -7,9 +7,9 @@ import (
 	"time"
 
 	gpiodrv "hazgate/drivers/gpio"
-	"hazgate/internal/broker"
 	"hazgate/internal/gateway"
 	"hazgate/internal/sim"
+	"hazgate/internal/testkit"
 )
 
 // gpioConfig is a tank level and inlet valve on the simulated plant over
@@ -53,16 +53,8 @@ alarm_outputs:
 // on a GPIO input raises its alarm and trips an interlock that closes a
 // Modbus coil. Nothing in the gateway treats GPIO specially.
 func TestGPIOInterlocks(t *testing.T) {
-	plant := sim.NewPlant(sim.PlantOptions{})
-	if err := plant.Start("127.0.0.1:0"); err != nil {
-		t.Fatalf("start plant: %v", err)
-	}
-	t.Cleanup(func() { plant.Close() })
-	b, err := broker.Start("127.0.0.1:0", nil)
-	if err != nil {
-		t.Fatalf("start broker: %v", err)
-	}
-	t.Cleanup(func() { b.Close() })
+	plant := testkit.StartPlant(t, sim.PlantOptions{})
+	b := testkit.StartBroker(t)
 	coll := newCollector()
 	coll.attach(t, b)
 
@@ -73,20 +65,7 @@ func TestGPIOInterlocks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("gateway stopped with %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("gateway did not stop within 15 s")
-		}
-	})
+	testkit.RunInBackground(t, "gateway", g, 15*time.Second)
 
 	waitFor(t, 10*time.Second, "first data and the beacon line opened", func() bool { return coll.max("data") > 10 && beacon.Output() })
 	if beacon.High() {

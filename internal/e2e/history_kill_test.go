@@ -1,15 +1,14 @@
 package e2e
 
 import (
-	"bytes"
 	"fmt"
-	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
 	"hazgate/internal/history"
+	"hazgate/internal/testkit"
 )
 
 // TestKilledGatewayHistory kills the gateway with SIGKILL several times at
@@ -27,24 +26,16 @@ func TestKilledGatewayHistory(t *testing.T) {
 	coll := newCollector()
 	coll.attach(t, b)
 	dataDir := filepath.Join(dir, "data")
-	cfgPath := writeFile(t, dir, "gateway.yaml", demoConfigYAML(t, plant.Addr(), b.URL(), dataDir))
+	cfgPath := testkit.WriteFile(t, dir, "gateway.yaml", testkit.DemoConfigYAML(t, plant.Addr(), b.URL(), dataDir))
 
-	var logs bytes.Buffer
-	defer func() {
-		if t.Failed() {
-			t.Logf("gateway output:\n%s", logs.String())
-		}
-	}()
+	var logs testkit.SyncBuffer
+	testkit.LogOnFailure(t, "gateway output", &logs)
 	type run struct{ start, kill time.Time }
 	var runs []run
 	const kills = 6
 	for i := range kills {
-		cmd := exec.Command(bin, "run", "-c", cfgPath, "--log-level", "warn")
-		cmd.Stdout, cmd.Stderr = &logs, &logs
 		started := time.Now().UTC()
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start gateway: %v", err)
-		}
+		cmd := startGateway(t, bin, cfgPath, &logs, "--log-level", "warn")
 		before := coll.max("data")
 		waitFor(t, 15*time.Second, fmt.Sprintf("data after start %d", i+1), func() bool { return coll.max("data") > before })
 		// 3 s of work, then the kill lands at a different point of the

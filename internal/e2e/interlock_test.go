@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"hazgate/internal/broker"
 	"hazgate/internal/sim"
+	"hazgate/internal/testkit"
 	"hazgate/rules/interlock"
 )
 
@@ -18,20 +18,13 @@ import (
 // is refused while the level is high and accepted after; a bypass ends by
 // itself and is reported.
 func TestInterlockOverfill(t *testing.T) {
-	plant := sim.NewPlant(sim.PlantOptions{})
-	if err := plant.Start("127.0.0.1:0"); err != nil {
-		t.Fatalf("start plant: %v", err)
-	}
-	t.Cleanup(func() { plant.Close() })
-	b, err := broker.Start("127.0.0.1:0", nil)
-	if err != nil {
-		t.Fatalf("start broker: %v", err)
-	}
+	plant := testkit.StartPlant(t, sim.PlantOptions{})
+	b := testkit.StartBroker(t)
 	addr := b.Addr()
 	coll := newCollector()
 	coll.attach(t, b)
 
-	cfg := loadConfig(t, demoConfigYAML(t, plant.Addr(), b.URL(), t.TempDir()))
+	cfg := loadConfig(t, testkit.DemoConfigYAML(t, plant.Addr(), b.URL(), t.TempDir()))
 	g, _ := runGateway(t, cfg)
 	waitFor(t, 10*time.Second, "first data", func() bool { return coll.max("data") > 20 })
 	if plant.Now()[sim.XV101] != 1 {
@@ -53,11 +46,7 @@ func TestInterlockOverfill(t *testing.T) {
 		t.Fatalf("XV-101 closed %v after the level passed HH, want within poll + on_delay + slack", took)
 	}
 
-	b2, err := broker.Start(addr, nil)
-	if err != nil {
-		t.Fatalf("restart broker on %s: %v", addr, err)
-	}
-	t.Cleanup(func() { b2.Close() })
+	b2 := testkit.StartBrokerOn(t, addr)
 	coll.attach(t, b2)
 	waitFor(t, 20*time.Second, "interlock_tripped and interlock_action at the platform", func() bool {
 		return coll.kindCount("interlock_tripped") == 1 && coll.kindCount("interlock_action") == 1

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -10,7 +9,6 @@ import (
 
 	"hazgate/drivers/modbus/modbustest"
 	"hazgate/internal/broker"
-	"hazgate/internal/gateway"
 )
 
 // TestDeviceIsolation runs the whole gateway with two devices, one of
@@ -92,19 +90,7 @@ devices:
 		t.Fatal(err)
 	}
 
-	g, err := gateway.New(cfg, gateway.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("gateway: %v", err)
-		}
-	}()
+	runGateway(t, cfg)
 
 	waitFor(t, 10*time.Second, "fault events for both gas detectors", func() bool {
 		mu.Lock()

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"os/exec"
@@ -12,8 +11,8 @@ import (
 	"time"
 
 	"hazgate/buffer"
-	"hazgate/internal/broker"
 	"hazgate/internal/gateway"
+	"hazgate/internal/testkit"
 )
 
 // TestKilledDuringBacklogDrain: after a broker outage the gateway drains a
@@ -51,33 +50,18 @@ devices:
 	for i := 0; i < 100; i++ {
 		fmt.Fprintf(&y, "      - {name: R-%03d, kind: count, area: holding, address: %d}\n", i, i)
 	}
-	cfgPath := writeFile(t, dir, "gateway.yaml", []byte(y.String()))
+	cfgPath := testkit.WriteFile(t, dir, "gateway.yaml", []byte(y.String()))
 	loadConfig(t, []byte(y.String())) // fails the test early on a config mistake
 
-	var logs bytes.Buffer
-	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "run", "-c", cfgPath, "--log-level", "warn")
-		cmd.Stdout, cmd.Stderr = &logs, &logs
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start gateway: %v", err)
-		}
-		return cmd
-	}
-	defer func() {
-		if t.Failed() {
-			t.Logf("gateway output:\n%s", logs.String())
-		}
-	}()
+	var logs testkit.SyncBuffer
+	start := func() *exec.Cmd { return startGateway(t, bin, cfgPath, &logs, "--log-level", "warn") }
+	testkit.LogOnFailure(t, "gateway output", &logs)
 
 	cmd := start()
 	waitFor(t, 15*time.Second, "first data", func() bool { return coll.max("data") > 100 })
 	b.Close()
 	time.Sleep(6 * time.Second) // ~12,000 records of backlog
-	b2, err := broker.Start(addr, nil)
-	if err != nil {
-		t.Fatalf("restart broker on %s: %v", addr, err)
-	}
-	t.Cleanup(func() { b2.Close() })
+	b2 := testkit.StartBrokerOn(t, addr)
 	coll.attach(t, b2)
 
 	seed := uint64(time.Now().UnixNano())

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -11,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"hazgate/internal/testkit"
 )
 
 // buildGateway compiles cmd/hazgate into dir, so the test kills a real
@@ -39,22 +40,11 @@ func TestKilledGateway(t *testing.T) {
 	plant, b := plantAndBroker(t)
 	coll := newCollector()
 	coll.attach(t, b)
-	cfgPath := writeFile(t, dir, "gateway.yaml", demoConfigYAML(t, plant.Addr(), b.URL(), filepath.Join(dir, "data")))
+	cfgPath := testkit.WriteFile(t, dir, "gateway.yaml", testkit.DemoConfigYAML(t, plant.Addr(), b.URL(), filepath.Join(dir, "data")))
 
-	var logs bytes.Buffer
-	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "run", "-c", cfgPath, "--log-level", "warn")
-		cmd.Stdout, cmd.Stderr = &logs, &logs
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start gateway: %v", err)
-		}
-		return cmd
-	}
-	defer func() {
-		if t.Failed() {
-			t.Logf("gateway output:\n%s", logs.String())
-		}
-	}()
+	var logs testkit.SyncBuffer
+	start := func() *exec.Cmd { return startGateway(t, bin, cfgPath, &logs, "--log-level", "warn") }
+	testkit.LogOnFailure(t, "gateway output", &logs)
 
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, 7))
@@ -87,20 +77,7 @@ func TestKilledGateway(t *testing.T) {
 	cmd := start()
 	killedAt := coll.max("data")
 	waitFor(t, 20*time.Second, "data beyond the last kill", func() bool { return coll.max("data") > killedAt+50 })
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	waitErr := make(chan error, 1)
-	go func() { waitErr <- cmd.Wait() }()
-	select {
-	case err := <-waitErr:
-		if err != nil {
-			t.Errorf("orderly stop: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		_ = cmd.Process.Kill()
-		t.Fatal("gateway did not stop within 15 s of SIGTERM")
-	}
+	stopGateway(t, cmd)
 
 	for _, stream := range []string{"data", "event"} {
 		if m := coll.missing(stream); len(m) > 0 {

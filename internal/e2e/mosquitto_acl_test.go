@@ -13,6 +13,8 @@ import (
 
 	"hazgate/internal/config"
 	"hazgate/internal/interop"
+	"hazgate/internal/sim"
+	"hazgate/internal/testkit"
 	"hazgate/internal/watch"
 	"hazgate/uplink"
 )
@@ -51,19 +53,19 @@ func TestMosquittoMutualTLSAndACL(t *testing.T) {
 			t.Fatalf("mosquitto_passwd: %v\n%s", err, out)
 		}
 	}
-	aclFile := writeFile(t, dir, "mosquitto.acl", []byte(gatewayACL))
-	mq := startMosquitto(t, dir, fmt.Sprintf("allow_anonymous false\npassword_file %s\nacl_file %s\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\n",
+	aclFile := testkit.WriteFile(t, dir, "mosquitto.acl", []byte(gatewayACL))
+	mq := testkit.StartMosquitto(t, dir, fmt.Sprintf("allow_anonymous false\npassword_file %s\nacl_file %s\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\n",
 		pwFile, aclFile, p.caFile, p.server[0], p.server[1]))
-	url := "ssl://" + mq.addr
+	url := "ssl://" + mq.Addr
 
 	w := startWatcher(t, watch.Options{Broker: url, Username: "dispatch", Password: "dispatch-pw",
 		CAFile: p.caFile, CertFile: dispatchCert[0], KeyFile: dispatchCert[1]})
-	plant := startPlant(t)
+	plant := testkit.StartPlant(t, sim.PlantOptions{Script: true})
 	const key = "0123456789abcdef0123456789abcdef-acl"
-	keyFile := writeFile(t, dir, "command.key", []byte(key))
-	gwPw := writeFile(t, dir, "gw.password", []byte("gw-pw-0123\n"))
+	keyFile := testkit.WriteFile(t, dir, "command.key", []byte(key))
+	gwPw := testkit.WriteFile(t, dir, "gw.password", []byte("gw-pw-0123\n"))
 	gwConfig := func(data string, withCert bool) *config.Config {
-		s := string(demoConfigYAML(t, plant.Addr(), url, filepath.Join(dir, data)))
+		s := string(testkit.DemoConfigYAML(t, plant.Addr(), url, filepath.Join(dir, data)))
 		const anchor = "  topic_prefix: hazgate\n"
 		if !strings.Contains(s, anchor) {
 			t.Fatalf("configs/demo.yaml no longer contains %q; update this test", anchor)

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"hazgate/internal/sim"
+	"hazgate/internal/testkit"
 	"hazgate/internal/watch"
 )
 
@@ -100,11 +102,11 @@ func TestMosquittoConnectionCuts(t *testing.T) {
 		t.Skip("runs for about half a minute")
 	}
 	dir := t.TempDir()
-	mq := startMosquitto(t, dir, "allow_anonymous true")
-	w := startWatcher(t, watch.Options{Broker: "tcp://" + mq.addr, Gateway: "demo-gw-01"})
-	link := startCutter(t, mq.addr)
-	plant := startPlant(t)
-	s := string(demoConfigYAML(t, plant.Addr(), "tcp://"+link.ln.Addr().String(), filepath.Join(dir, "data")))
+	mq := testkit.StartMosquitto(t, dir, "allow_anonymous true")
+	w := startWatcher(t, watch.Options{Broker: "tcp://" + mq.Addr, Gateway: "demo-gw-01"})
+	link := startCutter(t, mq.Addr)
+	plant := testkit.StartPlant(t, sim.PlantOptions{Script: true})
+	s := string(testkit.DemoConfigYAML(t, plant.Addr(), "tcp://"+link.ln.Addr().String(), filepath.Join(dir, "data")))
 	const anchor = "  topic_prefix: hazgate\n"
 	if !strings.Contains(s, anchor) {
 		t.Fatalf("configs/demo.yaml no longer contains %q; update this test", anchor)

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"hazgate/internal/sim"
+	"hazgate/internal/testkit"
 	"hazgate/internal/watch"
 )
 
@@ -15,21 +17,21 @@ import (
 // sequence number.
 func TestMosquittoFailover(t *testing.T) {
 	dir := t.TempDir()
-	first := startMosquitto(t, filepath.Join(dir), "allow_anonymous true")
+	first := testkit.StartMosquitto(t, filepath.Join(dir), "allow_anonymous true")
 	dir2 := t.TempDir()
-	second := startMosquitto(t, dir2, "allow_anonymous true")
-	out := &lockedBuffer{}
+	second := testkit.StartMosquitto(t, dir2, "allow_anonymous true")
+	out := &testkit.SyncBuffer{}
 	c, err := watch.NewChecker(out, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wFirst := startWatcherOn(t, watch.Options{Broker: "tcp://" + first.addr, Gateway: "demo-gw-01"}, c, out)
-	wSecond := startWatcherOn(t, watch.Options{Broker: "tcp://" + second.addr, Gateway: "demo-gw-01"}, c, out)
+	wFirst := startWatcherOn(t, watch.Options{Broker: "tcp://" + first.Addr, Gateway: "demo-gw-01"}, c, out)
+	wSecond := startWatcherOn(t, watch.Options{Broker: "tcp://" + second.Addr, Gateway: "demo-gw-01"}, c, out)
 
-	plant := startPlant(t)
-	s := string(demoConfigYAML(t, plant.Addr(), "tcp://"+first.addr, filepath.Join(dir, "data")))
-	s = strings.Replace(s, "    - tcp://"+first.addr, "    - tcp://"+first.addr+"\n    - tcp://"+second.addr, 1)
-	if !strings.Contains(s, second.addr) {
+	plant := testkit.StartPlant(t, sim.PlantOptions{Script: true})
+	s := string(testkit.DemoConfigYAML(t, plant.Addr(), "tcp://"+first.Addr, filepath.Join(dir, "data")))
+	s = strings.Replace(s, "    - tcp://"+first.Addr, "    - tcp://"+first.Addr+"\n    - tcp://"+second.Addr, 1)
+	if !strings.Contains(s, second.Addr) {
 		t.Fatal("could not add the second broker to the demo config; update this test")
 	}
 	cfg := loadConfig(t, []byte(s))
@@ -39,7 +41,7 @@ func TestMosquittoFailover(t *testing.T) {
 	g, stop := runGateway(t, cfg)
 
 	waitFor(t, 15*time.Second, "data through the first broker", func() bool { return c.Counts().Samples >= 100 })
-	first.stop()
+	first.Stop()
 	_ = wFirst.stop() // its connection is gone with the broker
 	atStop := g.Status().Buffer.Data.NextSeq - 1
 	t.Logf("first broker stopped at data seq %d", atStop)

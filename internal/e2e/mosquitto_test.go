@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -26,112 +25,23 @@ import (
 	"hazgate/internal/gateway"
 	"hazgate/internal/interop"
 	"hazgate/internal/sim"
+	"hazgate/internal/testkit"
 	"hazgate/internal/watch"
 )
 
 // These tests put a real Mosquitto (Debian's, 2.0) between the gateway and
 // the platform: the contract must hold with a broker we did not write.
 
-// lockedBuffer collects a process's or the checker's output while the test
-// reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-type mosquitto struct {
-	addr string // 127.0.0.1:port
-	log  *lockedBuffer
-	stop func() // stops the broker (also done at the end of the test)
-}
-
-// startMosquitto runs `mosquitto -c` on a free loopback port with the
-// listener settings in extra (TLS, password file), and stops it at the end
-// of the test.
-func startMosquitto(t *testing.T, dir, extra string) *mosquitto {
-	t.Helper()
-	bin := interop.Require(t, "mosquitto")[0]
-	addr := freePort(t)
-	_, port, _ := net.SplitHostPort(addr)
-	conf := fmt.Sprintf(`# written by %s
-# Run as root in CI: stay root so that the test's private files stay readable.
-user root
-persistence false
-log_dest stderr
-log_type error
-log_type warning
-log_type notice
-listener %s 127.0.0.1
-%s
-`, t.Name(), port, extra)
-	path := writeFile(t, dir, "mosquitto.conf", []byte(conf))
-	m := &mosquitto{addr: addr, log: &lockedBuffer{}}
-	cmd := exec.Command(bin, "-c", path)
-	cmd.Stdout, cmd.Stderr = m.log, m.log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start mosquitto: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	var once sync.Once
-	m.stop = func() {
-		once.Do(func() {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-exited:
-			case <-time.After(5 * time.Second):
-				_ = cmd.Process.Kill()
-				<-exited
-			}
-		})
-	}
-	t.Cleanup(func() {
-		m.stop()
-		if t.Failed() {
-			t.Logf("mosquitto log:\n%s", m.log.String())
-		}
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			_ = c.Close()
-			return m
-		}
-		select {
-		case <-exited:
-			t.Fatalf("mosquitto exited at start:\n%s", m.log.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mosquitto does not listen on %s after 10 s:\n%s", addr, m.log.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // watcher runs `hazgate watch`'s logic against a broker until stopped.
 type watcher struct {
 	c    *watch.Checker
-	out  *lockedBuffer
+	out  *testkit.SyncBuffer
 	stop func() error
 }
 
 func startWatcher(t *testing.T, opts watch.Options) *watcher {
 	t.Helper()
-	out := &lockedBuffer{}
+	out := &testkit.SyncBuffer{}
 	c, err := watch.NewChecker(out, false)
 	if err != nil {
 		t.Fatal(err)
@@ -141,7 +51,7 @@ func startWatcher(t *testing.T, opts watch.Options) *watcher {
 
 // startWatcherOn feeds c, which other watchers (on other brokers) may
 // share: one platform view across a failover.
-func startWatcherOn(t *testing.T, opts watch.Options, c *watch.Checker, out *lockedBuffer) *watcher {
+func startWatcherOn(t *testing.T, opts watch.Options, c *watch.Checker, out *testkit.SyncBuffer) *watcher {
 	t.Helper()
 	w := &watcher{c: c, out: out}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -195,35 +105,7 @@ func runGateway(t *testing.T, cfg *config.Config) (*gateway.Gateway, func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("gateway stopped with %v", err)
-				}
-			case <-time.After(15 * time.Second):
-				t.Error("gateway did not stop within 15 s")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return g, stop
-}
-
-func startPlant(t *testing.T) *sim.Plant {
-	t.Helper()
-	plant := sim.NewPlant(sim.PlantOptions{Script: true})
-	if err := plant.Start("127.0.0.1:0"); err != nil {
-		t.Fatalf("start plant: %v", err)
-	}
-	t.Cleanup(func() { plant.Close() })
-	return plant
+	return g, testkit.RunInBackground(t, "gateway", g, 15*time.Second)
 }
 
 // TestMosquittoDeliversEverySequence: the gateway publishes through
@@ -231,10 +113,10 @@ func startPlant(t *testing.T) *sim.Plant {
 // every payload matches the schemas, up to the retained orderly offline.
 func TestMosquittoDeliversEverySequence(t *testing.T) {
 	dir := t.TempDir()
-	mq := startMosquitto(t, dir, "allow_anonymous true")
-	w := startWatcher(t, watch.Options{Broker: "tcp://" + mq.addr, Gateway: "demo-gw-01"})
-	plant := startPlant(t)
-	cfg := loadConfig(t, demoConfigYAML(t, plant.Addr(), "tcp://"+mq.addr, filepath.Join(dir, "data")))
+	mq := testkit.StartMosquitto(t, dir, "allow_anonymous true")
+	w := startWatcher(t, watch.Options{Broker: "tcp://" + mq.Addr, Gateway: "demo-gw-01"})
+	plant := testkit.StartPlant(t, sim.PlantOptions{Script: true})
+	cfg := loadConfig(t, testkit.DemoConfigYAML(t, plant.Addr(), "tcp://"+mq.Addr, filepath.Join(dir, "data")))
 	_, stop := runGateway(t, cfg)
 
 	waitFor(t, 20*time.Second, "300 samples through mosquitto", func() bool {
@@ -259,13 +141,13 @@ func TestMosquittoLastWillOnKill(t *testing.T) {
 		t.Skip("builds the binary")
 	}
 	dir := t.TempDir()
-	mq := startMosquitto(t, dir, "allow_anonymous true")
+	mq := testkit.StartMosquitto(t, dir, "allow_anonymous true")
 	bin := buildGateway(t, dir)
-	plant := startPlant(t)
-	w := startWatcher(t, watch.Options{Broker: "tcp://" + mq.addr, Gateway: "demo-gw-01"})
-	cfgPath := writeFile(t, dir, "gateway.yaml", demoConfigYAML(t, plant.Addr(), "tcp://"+mq.addr, filepath.Join(dir, "data")))
+	plant := testkit.StartPlant(t, sim.PlantOptions{Script: true})
+	w := startWatcher(t, watch.Options{Broker: "tcp://" + mq.Addr, Gateway: "demo-gw-01"})
+	cfgPath := testkit.WriteFile(t, dir, "gateway.yaml", testkit.DemoConfigYAML(t, plant.Addr(), "tcp://"+mq.Addr, filepath.Join(dir, "data")))
 
-	var logs lockedBuffer
+	var logs testkit.SyncBuffer
 	cmd := exec.Command(bin, "run", "-c", cfgPath, "--log-level", "warn")
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -290,7 +172,7 @@ func TestMosquittoLastWillOnKill(t *testing.T) {
 	w.finish(t)
 
 	// A platform that connects only now finds the will, retained.
-	late := startWatcher(t, watch.Options{Broker: "tcp://" + mq.addr, Gateway: "demo-gw-01"})
+	late := startWatcher(t, watch.Options{Broker: "tcp://" + mq.Addr, Gateway: "demo-gw-01"})
 	late.waitOutput(t, 10*time.Second, "STATUS   demo-gw-01 offline (connection lost) [retained]")
 	late.finish(t)
 }
@@ -309,15 +191,15 @@ func TestMosquittoTLSAndPassword(t *testing.T) {
 	if out, err := exec.Command(passwd, "-b", pwFile, "dispatch", "watch-pw").CombinedOutput(); err != nil {
 		t.Fatalf("mosquitto_passwd: %v\n%s", err, out)
 	}
-	mq := startMosquitto(t, dir, fmt.Sprintf("allow_anonymous false\npassword_file %s\ncafile %s\ncertfile %s\nkeyfile %s\n",
+	mq := testkit.StartMosquitto(t, dir, fmt.Sprintf("allow_anonymous false\npassword_file %s\ncafile %s\ncertfile %s\nkeyfile %s\n",
 		pwFile, ca, server[0], server[1]))
-	url := "ssl://" + mq.addr
+	url := "ssl://" + mq.Addr
 
 	w := startWatcher(t, watch.Options{Broker: url, Gateway: "demo-gw-01", Username: "dispatch", Password: "watch-pw", CAFile: ca})
-	plant := startPlant(t)
+	plant := testkit.StartPlant(t, sim.PlantOptions{Script: true})
 	yaml := func(password, data string) *config.Config {
-		pw := writeFile(t, dir, "gw-password-"+data, []byte(password+"\n"))
-		s := string(demoConfigYAML(t, plant.Addr(), url, filepath.Join(dir, data)))
+		pw := testkit.WriteFile(t, dir, "gw-password-"+data, []byte(password+"\n"))
+		s := string(testkit.DemoConfigYAML(t, plant.Addr(), url, filepath.Join(dir, data)))
 		const anchor = "  topic_prefix: hazgate\n"
 		if !strings.Contains(s, anchor) {
 			t.Fatalf("configs/demo.yaml no longer contains %q; update this test", anchor)

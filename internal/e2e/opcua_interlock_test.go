@@ -7,10 +7,9 @@ import (
 	"time"
 
 	opcuadrv "hazgate/drivers/opcua"
-	"hazgate/internal/broker"
 	"hazgate/internal/config"
-	"hazgate/internal/gateway"
 	"hazgate/internal/sim"
+	"hazgate/internal/testkit"
 )
 
 // opcuaInterlockConfig polls the simulated reactor R-301 over OPC UA: its
@@ -41,16 +40,8 @@ interlocks:
 // writable Boolean node. The write is checked at the simulator, over a
 // session of its own, and the verified action arrives at the broker.
 func TestInterlockWritesOPCUA(t *testing.T) {
-	reactor := sim.NewReactor(sim.ReactorOptions{}) // steady 80 °C, no script
-	if err := reactor.Start("127.0.0.1:0"); err != nil {
-		t.Fatalf("start reactor: %v", err)
-	}
-	t.Cleanup(func() { reactor.Close() })
-	b, err := broker.Start("127.0.0.1:0", nil)
-	if err != nil {
-		t.Fatalf("start broker: %v", err)
-	}
-	t.Cleanup(func() { b.Close() })
+	reactor := testkit.StartReactor(t, sim.ReactorOptions{}) // steady 80 °C, no script
+	b := testkit.StartBroker(t)
 	coll := newCollector()
 	coll.attach(t, b)
 
@@ -75,24 +66,7 @@ func TestInterlockWritesOPCUA(t *testing.T) {
 	}
 
 	cfg := loadConfig(t, fmt.Appendf(nil, opcuaInterlockConfig, t.TempDir(), b.URL(), reactor.Endpoint()))
-	g, err := gateway.New(cfg, gateway.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(runCtx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("gateway stopped with %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("gateway did not stop within 15 s")
-		}
-	})
+	runGateway(t, cfg)
 
 	waitFor(t, 20*time.Second, "first reactor data at the broker", func() bool { return coll.max("data") > 4 })
 	if n := coll.kindCount("interlock_tripped"); n != 0 {

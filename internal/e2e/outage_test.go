@@ -17,6 +17,7 @@ import (
 
 	"hazgate/internal/broker"
 	"hazgate/internal/sim"
+	"hazgate/internal/testkit"
 )
 
 // TestLongOutage keeps the broker away while a large backlog accumulates
@@ -39,15 +40,8 @@ func TestLongOutage(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := buildGateway(t, dir)
-	plant := sim.NewPlant(sim.PlantOptions{Script: false})
-	if err := plant.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	defer plant.Close()
-	b, err := broker.Start("127.0.0.1:0", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	plant := testkit.StartPlant(t, sim.PlantOptions{Script: false})
+	b := testkit.StartBroker(t)
 	addr := b.Addr()
 
 	// Five PLCs of 100 registers every 20 ms: ~25k samples/s.
@@ -75,7 +69,7 @@ devices:
 		}
 		y.WriteString("]}\n")
 	}
-	cfgPath := writeFile(t, dir, "gateway.yaml", []byte(y.String()))
+	cfgPath := testkit.WriteFile(t, dir, "gateway.yaml", []byte(y.String()))
 
 	coll := newCollector()
 	var (
@@ -145,11 +139,7 @@ devices:
 			alarmSet = true
 		}
 	}
-	b2, err := broker.Start(addr, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b2.Close()
+	b2 := testkit.StartBrokerOn(t, addr)
 	mu.Lock()
 	returned = true
 	mu.Unlock()

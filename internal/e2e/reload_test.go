@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"hazgate/internal/testkit"
 )
 
 // reactorVariant is the test's config with the reactor device changed
@@ -29,7 +31,7 @@ func reactorVariant(t *testing.T, base []byte, n int) []byte {
 }
 
 // startGateway runs the built binary on cfgPath, its output in logs.
-func startGateway(t *testing.T, bin, cfgPath string, logs *lockedBuffer, extra ...string) *exec.Cmd {
+func startGateway(t *testing.T, bin, cfgPath string, logs *testkit.SyncBuffer, extra ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(bin, append([]string{"run", "-c", cfgPath}, extra...)...)
 	cmd.Stdout, cmd.Stderr = logs, logs
@@ -74,16 +76,12 @@ func TestReloadBySIGHUP(t *testing.T) {
 	coll.attach(t, b)
 	// The status page on a free port: its /metrics shows each device
 	// loop's poll counter, which a restarted loop would start afresh.
-	base := append(demoConfigYAML(t, plant.Addr(), b.URL(), filepath.Join(dir, "data")), "web: {listen: \"127.0.0.1:0\"}\n"...)
-	cfgPath := writeFile(t, dir, "gateway.yaml", base)
+	base := append(testkit.DemoConfigYAML(t, plant.Addr(), b.URL(), filepath.Join(dir, "data")), "web: {listen: \"127.0.0.1:0\"}\n"...)
+	cfgPath := testkit.WriteFile(t, dir, "gateway.yaml", base)
 
-	logs := &lockedBuffer{}
+	logs := &testkit.SyncBuffer{}
 	cmd := startGateway(t, bin, cfgPath, logs, "--log-level", "info", "--reload-poll", "200ms")
-	defer func() {
-		if t.Failed() {
-			t.Logf("gateway output:\n%s", logs.String())
-		}
-	}()
+	testkit.LogOnFailure(t, "gateway output", logs)
 	waitFor(t, 15*time.Second, "first data", func() bool { return coll.max("data") > 20 })
 	var metricsURL string
 	waitFor(t, 10*time.Second, "the status page's address in the log", func() bool {
@@ -102,7 +100,7 @@ func TestReloadBySIGHUP(t *testing.T) {
 	})
 
 	// A valid change, announced by SIGHUP.
-	writeFile(t, dir, "gateway.yaml", reactorVariant(t, base, 4))
+	testkit.WriteFile(t, dir, "gateway.yaml", reactorVariant(t, base, 4))
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +115,7 @@ func TestReloadBySIGHUP(t *testing.T) {
 	}
 
 	// An invalid file: refused, reported, and the gateway goes on.
-	writeFile(t, dir, "gateway.yaml", []byte(strings.Replace(string(base), "  id: ", "  colour: red\n  id: ", 1)))
+	testkit.WriteFile(t, dir, "gateway.yaml", []byte(strings.Replace(string(base), "  id: ", "  colour: red\n  id: ", 1)))
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +127,7 @@ func TestReloadBySIGHUP(t *testing.T) {
 	waitFor(t, 10*time.Second, "data after the refusal", func() bool { return coll.max("data") > before+20 })
 
 	// A valid change without a signal: the file watcher applies it.
-	writeFile(t, dir, "gateway.yaml", reactorVariant(t, base, 5))
+	testkit.WriteFile(t, dir, "gateway.yaml", reactorVariant(t, base, 5))
 	waitFor(t, 10*time.Second, "the second config_changed", func() bool { return coll.kindCount("config_changed") == 2 })
 
 	stopGateway(t, cmd)
@@ -183,15 +181,11 @@ func TestKilledDuringReload(t *testing.T) {
 	plant, b := plantAndBroker(t)
 	coll := newCollector()
 	coll.attach(t, b)
-	base := demoConfigYAML(t, plant.Addr(), b.URL(), filepath.Join(dir, "data"))
-	cfgPath := writeFile(t, dir, "gateway.yaml", base)
+	base := testkit.DemoConfigYAML(t, plant.Addr(), b.URL(), filepath.Join(dir, "data"))
+	cfgPath := testkit.WriteFile(t, dir, "gateway.yaml", base)
 
-	logs := &lockedBuffer{}
-	defer func() {
-		if t.Failed() {
-			t.Logf("gateway output:\n%s", logs.String())
-		}
-	}()
+	logs := &testkit.SyncBuffer{}
+	testkit.LogOnFailure(t, "gateway output", logs)
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, 11))
 	t.Logf("kill timing seed %d", seed)

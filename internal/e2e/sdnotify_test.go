@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"hazgate/internal/testkit"
 )
 
 // TestSystemdNotify runs the binary as systemd would with Type=notify and
@@ -21,7 +23,7 @@ func TestSystemdNotify(t *testing.T) {
 	dir := t.TempDir()
 	bin := buildGateway(t, dir)
 	plant, b := plantAndBroker(t)
-	cfgPath := writeFile(t, dir, "gateway.yaml", demoConfigYAML(t, plant.Addr(), b.URL(), filepath.Join(dir, "data")))
+	cfgPath := testkit.WriteFile(t, dir, "gateway.yaml", testkit.DemoConfigYAML(t, plant.Addr(), b.URL(), filepath.Join(dir, "data")))
 
 	sock := filepath.Join(dir, "notify")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"hazgate/internal/config"
+	"hazgate/internal/testkit"
 )
 
 // TestNoSecretsInLogs runs the real binary at debug level with every
@@ -37,14 +38,14 @@ func TestNoSecretsInLogs(t *testing.T) {
 	coll := newCollector()
 	coll.attach(t, b)
 
-	pwFile := writeFile(t, dir, "uplink.pw", []byte(uplinkPW+"\n"))
-	webFile := writeFile(t, dir, "web.pw", []byte(webPW+"\n"))
-	keyFile := writeFile(t, dir, "command.key", []byte(cmdKey+"\n"))
+	pwFile := testkit.WriteFile(t, dir, "uplink.pw", []byte(uplinkPW+"\n"))
+	webFile := testkit.WriteFile(t, dir, "web.pw", []byte(webPW+"\n"))
+	keyFile := testkit.WriteFile(t, dir, "command.key", []byte(cmdKey+"\n"))
 	trust := filepath.Join(dir, "trusted")
 	if err := os.Mkdir(trust, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	y := string(demoConfigYAML(t, plant.Addr(), b.URL(), filepath.Join(dir, "data")))
+	y := string(testkit.DemoConfigYAML(t, plant.Addr(), b.URL(), filepath.Join(dir, "data")))
 	for old, repl := range map[string]string{
 		"  topic_prefix: hazgate\n": fmt.Sprintf("  topic_prefix: hazgate\n  username: gw-01\n  password_file: %q\n  commands: {key_file: %q, allow: [status, read]}\n", pwFile, keyFile),
 	} {
@@ -61,7 +62,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 	j += i + len("    backoff_max: 5s\n")
 	y = y[:j] + fmt.Sprintf("    opcua: {security_policy: Basic256Sha256, security_mode: SignAndEncrypt, trust_dir: %q, username: operator, password_env: HAZGATE_TEST_OPCUA_PASSWORD}\n", trust) + y[j:]
 	y += fmt.Sprintf("web: {listen: \"127.0.0.1:0\", password_file: %q}\n", webFile)
-	cfgPath := writeFile(t, dir, "gateway.yaml", []byte(y))
+	cfgPath := testkit.WriteFile(t, dir, "gateway.yaml", []byte(y))
 	t.Setenv("HAZGATE_TEST_OPCUA_PASSWORD", opcuaPW) // inherited by the gateway
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
@@ -75,23 +76,19 @@ func TestNoSecretsInLogs(t *testing.T) {
 
 	for _, format := range []string{"text", "json"} {
 		t.Run(format, func(t *testing.T) {
-			logs := &lockedBuffer{}
+			logs := &testkit.SyncBuffer{}
 			cmd := startGateway(t, bin, cfgPath, logs, "--log-level", "debug", "--log-format", format, "--log-repeat", "0")
-			defer func() {
-				if t.Failed() {
-					t.Logf("gateway output:\n%s", logs.String())
-				}
-			}()
+			testkit.LogOnFailure(t, "gateway output", logs)
 			before := coll.max("data")
 			waitFor(t, 15*time.Second, "data", func() bool { return coll.max("data") > before+20 })
 			// A reload, and a refused one, log too.
-			writeFile(t, dir, "gateway.yaml", reactorVariantOf(t, []byte(y), "comm_loss_after: 4s"))
+			testkit.WriteFile(t, dir, "gateway.yaml", reactorVariantOf(t, []byte(y), "comm_loss_after: 4s"))
 			_ = cmd.Process.Signal(syscall.SIGHUP)
 			waitFor(t, 10*time.Second, "the reload", func() bool { return strings.Contains(logs.String(), "config reloaded") })
-			writeFile(t, dir, "gateway.yaml", []byte(strings.Replace(y, "  username: gw-01\n", "  username: gw-01\n  password: "+uplinkPW+"\n", 1)))
+			testkit.WriteFile(t, dir, "gateway.yaml", []byte(strings.Replace(y, "  username: gw-01\n", "  username: gw-01\n  password: "+uplinkPW+"\n", 1)))
 			_ = cmd.Process.Signal(syscall.SIGHUP)
 			waitFor(t, 10*time.Second, "the refusal", func() bool { return strings.Contains(logs.String(), "not valid") })
-			writeFile(t, dir, "gateway.yaml", []byte(y))
+			testkit.WriteFile(t, dir, "gateway.yaml", []byte(y))
 			stopGateway(t, cmd)
 			out := logs.String()
 			if !strings.Contains(out, "reactor-r301") {

@@ -2,18 +2,16 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"hazgate/buffer"
-	"hazgate/internal/broker"
 	"hazgate/internal/gateway"
 	"hazgate/internal/model"
+	"hazgate/internal/testkit"
 )
 
 // TestCorruptBufferFile: a buffer file ruined by a power cut or a failing
@@ -62,43 +60,19 @@ func TestCorruptBufferFile(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			var (
-				mu     sync.Mutex
-				events []map[string]any
-			)
-			if err := b.Subscribe("hazgate/+/event", func(m broker.Message) {
-				var e map[string]any
-				if json.Unmarshal(m.Payload, &e) == nil {
-					mu.Lock()
-					events = append(events, e)
-					mu.Unlock()
-				}
-			}); err != nil {
-				t.Fatal(err)
-			}
-			cfg := loadConfig(t, demoConfigYAML(t, plant.Addr(), b.URL(), dataDir))
+			events := testkit.CollectEvents(t, b, "hazgate/+/event")
+			cfg := loadConfig(t, testkit.DemoConfigYAML(t, plant.Addr(), b.URL(), dataDir))
 			g, err := gateway.New(cfg, gateway.Options{})
 			if err != nil {
 				t.Fatalf("the gateway refused to start on a %s buffer file: %v", name, err)
 			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- g.Run(ctx) }()
+			stop := testkit.RunInBackground(t, "gateway", g, 15*time.Second)
 
 			waitFor(t, 10*time.Second, "an event saying the buffer file was moved aside", func() bool {
-				mu.Lock()
-				defer mu.Unlock()
-				for _, e := range events {
-					if e["kind"] == string(model.Gap) && e["reason"] == "buffer file corrupt" {
-						return true
-					}
-				}
-				return false
+				_, ok := events.Find(map[string]any{"kind": string(model.Gap), "reason": "buffer file corrupt"})
+				return ok
 			})
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("gateway: %v", err)
-			}
+			stop()
 
 			moved, _ := filepath.Glob(path + ".corrupt-*")
 			if len(moved) != 1 {

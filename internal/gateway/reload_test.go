@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"hazgate/drivers/modbus/modbustest"
 	"hazgate/internal/broker"
 	"hazgate/internal/config"
+	"hazgate/internal/testkit"
 )
 
 // platform records what the broker delivers, checking every message
@@ -158,11 +158,7 @@ devices:
 // new tag; the platform receives a config_changed event with both hashes.
 // A reload that needs a restart is refused and the gateway runs on.
 func TestReloadUnderLoad(t *testing.T) {
-	b, err := broker.Start("127.0.0.1:0", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := testkit.StartBroker(t)
 	plat := newPlatform(t, b)
 	devA, devB := modbustest.NewServer(t), modbustest.NewServer(t)
 	devA.SetHolding(0, 90) // LT-1 above its hh limit: an active alarm
@@ -177,15 +173,8 @@ func TestReloadUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	testkit.RunInBackground(t, "gateway", g, 15*time.Second)
+	ctx := t.Context()
 
 	waitFor(t, 15*time.Second, "LT-1 hh alarm at the platform", func() bool { return len(plat.eventsOf("alarm_raised")) == 1 })
 	waitFor(t, 10*time.Second, "TT-1 samples", func() bool { return len(plat.samples("TT-1")) > 5 })
@@ -301,11 +290,7 @@ interlocks:
 // (here the device changes) is applied and the interlock stays tripped,
 // without writing its output again.
 func TestReloadKeepsTrippedInterlock(t *testing.T) {
-	b, err := broker.Start("127.0.0.1:0", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := testkit.StartBroker(t)
 	plat := newPlatform(t, b)
 	dev := modbustest.NewServer(t)
 	dev.SetHolding(0, 90)
@@ -316,15 +301,8 @@ func TestReloadKeepsTrippedInterlock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	testkit.RunInBackground(t, "gateway", g, 15*time.Second)
+	ctx := t.Context()
 	waitFor(t, 15*time.Second, "IL-1 tripped and XV-1 written", func() bool {
 		on, _ := dev.Coil(0)
 		return len(plat.eventsOf("interlock_action")) == 1 && !on

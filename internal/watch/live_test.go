@@ -1,61 +1,23 @@
 package watch
 
 import (
-	"bytes"
 	"context"
-	"fmt"
-	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"hazgate/configs"
-	"hazgate/internal/broker"
 	"hazgate/internal/config"
 	"hazgate/internal/gateway"
 	"hazgate/internal/sim"
+	"hazgate/internal/testkit"
 )
-
-// syncBuffer is an io.Writer the checker writes while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-var dataDirLine = regexp.MustCompile(`data_dir: \S+`)
 
 // gatewayConfig is configs/demo.yaml pointed at the test's plant and
 // broker, polling fast and with a 1 s heartbeat so health is exercised.
 func gatewayConfig(t *testing.T, plantAddr, brokerURL string) *config.Config {
 	t.Helper()
-	s := string(configs.DemoYAML())
-	for old, repl := range map[string]string{
-		"127.0.0.1:15020":      plantAddr,
-		"tcp://127.0.0.1:1883": brokerURL,
-		"interval: 500ms":      "interval: 100ms",
-		"timeout: 300ms":       "timeout: 80ms",
-		"heartbeat: 10s":       "heartbeat: 1s",
-	} {
-		if !strings.Contains(s, old) {
-			t.Fatalf("configs/demo.yaml no longer contains %q; update this test", old)
-		}
-		s = strings.ReplaceAll(s, old, repl)
-	}
-	s = dataDirLine.ReplaceAllString(s, fmt.Sprintf("data_dir: %q", t.TempDir()))
-	cfg, err := config.Parse("watch-test.yaml", []byte(s))
+	y := testkit.DemoConfigYAML(t, plantAddr, brokerURL, t.TempDir(), "heartbeat: 10s", "heartbeat: 1s")
+	cfg, err := config.Parse("watch-test.yaml", y)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,18 +28,10 @@ func gatewayConfig(t *testing.T, plantAddr, brokerURL string) *config.Config {
 // through the embedded broker and watches it: every message must match
 // the schemas, and no sequence number may be missing.
 func TestWatchRealGateway(t *testing.T) {
-	plant := sim.NewPlant(sim.PlantOptions{Script: true})
-	if err := plant.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { plant.Close() })
-	b, err := broker.Start("127.0.0.1:0", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	plant := testkit.StartPlant(t, sim.PlantOptions{Script: true})
+	b := testkit.StartBroker(t)
 
-	var out syncBuffer
+	var out testkit.SyncBuffer
 	c, err := NewChecker(&out, false)
 	if err != nil {
 		t.Fatal(err)

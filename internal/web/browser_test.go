@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"hazgate/internal/interop"
+	"hazgate/internal/testkit"
 )
 
 // dumpDOM loads url in headless Chromium and returns the DOM after load
@@ -44,7 +45,7 @@ func TestBrowserShowsPlantValue(t *testing.T) {
 			t.Fatal(err)
 		}
 		// the gateway has it first; then the browser must show it
-		waitFor(t, 30*time.Second, "the gateway to hold the new LT-101", func() bool {
+		testkit.WaitFor(t, 30*time.Second, "the gateway to hold the new LT-101", func() bool {
 			_, body := get(t, r.url)
 			return near(tagRows(body)["LT-101"].value, target)
 		})
@@ -74,7 +75,7 @@ func TestBrowserRefreshes(t *testing.T) {
 	if err := r.plant.Set("LT-101", 4.5); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "the gateway to hold LT-101 = 4.5", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "the gateway to hold LT-101 = 4.5", func() bool {
 		_, body := get(t, r.url)
 		return near(tagRows(body)["LT-101"].value, 4.5)
 	})
@@ -105,7 +106,7 @@ func TestBrowserAck(t *testing.T) {
 	if err := r.plant.Set("LT-101", 19.0); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "LT-101 hh active and unacknowledged", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "LT-101 hh active and unacknowledged", func() bool {
 		a, ok := alarmOf(apiAlarms(t, r.url), "LT-101", "hh")
 		return ok && a.State == "active_unacked"
 	})
@@ -168,7 +169,7 @@ func TestBrowserInterlockButtons(t *testing.T) {
 	if err := r.plant.Set("LT-101", 19.0); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "IL-101 tripped", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "IL-101 tripped", func() bool {
 		il := r.gw.Interlocks()
 		return len(il) == 1 && il[0].Tripped && il[0].Condition
 	})
@@ -206,7 +207,7 @@ func TestBrowserInterlockButtons(t *testing.T) {
 	if err := r.plant.Set("LT-101", 10.0); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "IL-101's condition to clear", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "IL-101's condition to clear", func() bool {
 		il := r.gw.Interlocks()
 		return len(il) == 1 && !il[0].Condition
 	})

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"hazgate/internal/testkit"
 )
 
 // browser drives headless Chromium over the DevTools protocol on a pipe
@@ -202,7 +204,7 @@ func (b *browser) typeText(selector, text string) {
 // waitJS polls a JavaScript expression until it is true.
 func (b *browser) waitJS(timeout time.Duration, what, expr string) {
 	b.t.Helper()
-	waitFor(b.t, timeout, what, func() bool {
+	testkit.WaitFor(b.t, timeout, what, func() bool {
 		var ok bool
 		b.eval(expr, &ok)
 		return ok

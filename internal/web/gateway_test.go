@@ -1,16 +1,12 @@
 package web_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +15,7 @@ import (
 	"hazgate/internal/gateway"
 	"hazgate/internal/model"
 	"hazgate/internal/sim"
+	"hazgate/internal/testkit"
 )
 
 // rig is a real gateway polling the simulated plant and publishing to the
@@ -90,43 +87,23 @@ interlocks:
 %s`, t.TempDir(), brokerURL, plantAddr, extra))
 }
 
-// deadAddr is a loopback address nobody listens on.
-func deadAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
 // startRig starts plant, broker and gateway. With deadDevice the gateway
 // polls a port nobody listens on instead of the plant.
 func startRig(t *testing.T, deadDevice bool, web string) *rig {
 	t.Helper()
 	r := startRigNoWait(t, deadDevice, web)
-	waitFor(t, 15*time.Second, "the status page to listen", func() bool { r.url = r.gw.WebURL(); return r.url != "" })
+	testkit.WaitFor(t, 15*time.Second, "the status page to listen", func() bool { r.url = r.gw.WebURL(); return r.url != "" })
 	return r
 }
 
 // startRigNoWait is startRig without waiting for the status page.
 func startRigNoWait(t *testing.T, deadDevice bool, web string) *rig {
 	t.Helper()
-	plant := sim.NewPlant(sim.PlantOptions{Script: true})
-	if err := plant.Start("127.0.0.1:0"); err != nil {
-		t.Fatalf("start plant: %v", err)
-	}
-	t.Cleanup(func() { plant.Close() })
-	b, err := broker.Start("127.0.0.1:0", nil)
-	if err != nil {
-		t.Fatalf("start broker: %v", err)
-	}
-	t.Cleanup(func() { b.Close() })
+	plant := testkit.StartPlant(t, sim.PlantOptions{Script: true})
+	b := testkit.StartBroker(t)
 	devAddr := plant.Addr()
 	if deadDevice {
-		devAddr = deadAddr(t)
+		devAddr = testkit.FreeAddr(t)
 	}
 	if web == "" {
 		web = "web:\n  listen: 127.0.0.1:0\n"
@@ -139,37 +116,8 @@ func startRigNoWait(t *testing.T, deadDevice bool, web string) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("gateway stopped with %v", err)
-				}
-			case <-time.After(20 * time.Second):
-				t.Error("gateway did not stop within 20 s")
-			}
-		})
-	}
-	t.Cleanup(stop)
+	stop := testkit.RunInBackground(t, "gateway", g, 20*time.Second)
 	return &rig{plant: plant, gw: g, broker: b, stop: stop}
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 var client = &http.Client{Timeout: 10 * time.Second}
@@ -209,7 +157,7 @@ func TestHealthzHealthyGateway(t *testing.T) {
 	r := startRig(t, false, "")
 	var code int
 	var h health
-	waitFor(t, 20*time.Second, "/healthz to say 200", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "/healthz to say 200", func() bool {
 		code, h = getHealth(t, r.url)
 		return code == http.StatusOK
 	})
@@ -221,7 +169,7 @@ func TestHealthzHealthyGateway(t *testing.T) {
 func TestHealthzDeadDevice(t *testing.T) {
 	r := startRig(t, true, "")
 	// Wait until the loop has tried and failed, so the reason names the error.
-	waitFor(t, 20*time.Second, "a failed poll", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "a failed poll", func() bool {
 		st := r.gw.Status()
 		return len(st.Devices) > 0 && st.Devices[0].Stats.TotalFailures > 0
 	})
@@ -238,17 +186,8 @@ func TestHealthzDeadDevice(t *testing.T) {
 	}
 }
 
-func writeFile(t *testing.T, name, data string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 func TestBasicAuth(t *testing.T) {
-	pw := writeFile(t, "web.pw", "s3cret-horse\n")
+	pw := testkit.WriteTempFile(t, "web.pw", "s3cret-horse\n")
 	r := startRig(t, false, fmt.Sprintf("web:\n  listen: 127.0.0.1:0\n  username: engineer\n  password_file: %q\n", pw))
 	for _, tc := range []struct {
 		user, pass string
@@ -295,7 +234,7 @@ func TestBusyPort(t *testing.T) {
 	defer hog.Close()
 	r := startRigNoWait(t, false, fmt.Sprintf("web:\n  listen: %s\n", hog.Addr()))
 	// (Latest, not Status: Status races with the start of Run.)
-	waitFor(t, 20*time.Second, "good samples committed while the port is taken", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "good samples committed while the port is taken", func() bool {
 		latest, commit := r.gw.Latest()
 		s, ok := latest["LT-101"]
 		return ok && s.Quality == model.Good && commit.Err == nil
@@ -304,6 +243,6 @@ func TestBusyPort(t *testing.T) {
 		t.Fatalf("serving at %s while the port is taken", u)
 	}
 	hog.Close()
-	waitFor(t, 30*time.Second, "the status page after the port was freed", func() bool { r.url = r.gw.WebURL(); return r.url != "" })
-	waitFor(t, 20*time.Second, "/healthz 200", func() bool { code, _ := getHealth(t, r.url); return code == http.StatusOK })
+	testkit.WaitFor(t, 30*time.Second, "the status page after the port was freed", func() bool { r.url = r.gw.WebURL(); return r.url != "" })
+	testkit.WaitFor(t, 20*time.Second, "/healthz 200", func() bool { code, _ := getHealth(t, r.url); return code == http.StatusOK })
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"hazgate/internal/interop"
+	"hazgate/internal/testkit"
 )
 
 type trend struct {
@@ -31,7 +32,7 @@ type trend struct {
 func waitTrend(t *testing.T, base, tag string, v float64) trend {
 	t.Helper()
 	var tr trend
-	waitFor(t, 30*time.Second, "the history trend of "+tag+" to reach "+strconv.FormatFloat(v, 'f', -1, 64), func() bool {
+	testkit.WaitFor(t, 30*time.Second, "the history trend of "+tag+" to reach "+strconv.FormatFloat(v, 'f', -1, 64), func() bool {
 		code, body := get(t, base+"api/history?tag="+url.QueryEscape(tag)+"&span=1h&points=600")
 		if code != 200 {
 			t.Fatalf("trend: %d %s", code, body)

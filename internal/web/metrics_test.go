@@ -9,6 +9,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"hazgate/internal/testkit"
 )
 
 // scrape fetches /metrics over HTTP and parses it as Prometheus does.
@@ -68,7 +70,7 @@ func TestMetricsScrape(t *testing.T) {
 		t.Fatal(err)
 	}
 	var fams map[string]*dto.MetricFamily
-	waitFor(t, 30*time.Second, "acknowledged records, an HH alarm, its event and good polls in /metrics", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "acknowledged records, an HH alarm, its event and good polls in /metrics", func() bool {
 		fams = scrape(t, r.url)
 		acked, _ := value(fams, "hazgate_uplink_acked_records_total")
 		hh, _ := value(fams, "hazgate_alarms_active", "level", "hh")

@@ -11,16 +11,15 @@ import (
 
 	"hazgate/docs/schema"
 	"hazgate/internal/broker"
+	"hazgate/internal/testkit"
 	"hazgate/internal/web"
 )
 
 // events collects the gateway's event messages as the platform's broker
-// receives them, each checked against docs/schema/event.schema.json.
+// receives them; every one must match docs/schema/event.schema.json.
 type events struct {
-	t   *testing.T
-	mu  sync.Mutex
-	got []map[string]any
-	bad []string
+	t *testing.T
+	*testkit.Events
 }
 
 func watchEvents(t *testing.T, b *broker.Broker) *events {
@@ -29,52 +28,39 @@ func watchEvents(t *testing.T, b *broker.Broker) *events {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &events{t: t}
-	err = b.Subscribe("hazgate/web-test-gw/event", func(m broker.Message) {
-		var v map[string]any
-		err := set.Validate(schema.Event, m.Payload)
-		if err == nil {
-			err = json.Unmarshal(m.Payload, &v)
+	const topic = "hazgate/web-test-gw/event"
+	var (
+		mu  sync.Mutex
+		bad []string
+	)
+	err = b.Subscribe(topic, func(m broker.Message) {
+		if err := set.Validate(schema.Event, m.Payload); err != nil {
+			mu.Lock()
+			defer mu.Unlock()
+			bad = append(bad, err.Error()+": "+string(m.Payload))
 		}
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		if err != nil {
-			e.bad = append(e.bad, err.Error()+": "+string(m.Payload))
-			return
-		}
-		e.got = append(e.got, v)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		for _, b := range e.bad {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, b := range bad {
 			t.Errorf("event against the schema: %s", b)
 		}
 	})
-	return e
+	return &events{t: t, Events: testkit.CollectEvents(t, b, topic)}
 }
 
 // wait returns the first event whose fields all equal want.
 func (e *events) wait(want map[string]any) map[string]any {
 	e.t.Helper()
 	var found map[string]any
-	waitFor(e.t, 30*time.Second, "an event with "+jsonString(want)+" at the broker", func() bool {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-	next:
-		for _, ev := range e.got {
-			for k, v := range want {
-				if ev[k] != v {
-					continue next
-				}
-			}
-			found = ev
-			return true
-		}
-		return false
+	testkit.WaitFor(e.t, 30*time.Second, "an event with "+jsonString(want)+" at the broker", func() bool {
+		var ok bool
+		found, ok = e.Find(want)
+		return ok
 	})
 	return found
 }
@@ -130,7 +116,7 @@ func TestOperateGateway(t *testing.T) {
 	if err := r.plant.Set("LT-101", 19.0); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "LT-101 hh active and unacknowledged", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "LT-101 hh active and unacknowledged", func() bool {
 		a, ok := alarmOf(apiAlarms(t, r.url), "LT-101", "hh")
 		return ok && a.State == "active_unacked"
 	})
@@ -179,7 +165,7 @@ func TestOperateGateway(t *testing.T) {
 	ev.wait(map[string]any{"kind": "alarm_unshelved", "tag": "LT-101", "level": "h", "who": "local:张三"})
 
 	// IL-101 tripped at 19.0 >= 18.5: a reset is refused while it holds
-	waitFor(t, 10*time.Second, "IL-101 tripped", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "IL-101 tripped", func() bool {
 		il := r.gw.Interlocks()
 		return len(il) == 1 && il[0].Tripped
 	})
@@ -203,7 +189,7 @@ func TestOperateGateway(t *testing.T) {
 	if err := r.plant.Set("LT-101", 10.0); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "IL-101's condition to clear", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "IL-101's condition to clear", func() bool {
 		il := r.gw.Interlocks()
 		return len(il) == 1 && !il[0].Condition
 	})

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"hazgate/internal/testkit"
 )
 
 var valueCell = regexp.MustCompile(`<tr id="tag-([^"]+)" class="([^"]*)">.*?<td class="num value">([^<]*)</td><td>([^<]*)</td><td class="([^"]*)">`)
@@ -33,7 +35,7 @@ func TestStatusPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	var body string
-	waitFor(t, 30*time.Second, "the page to show LT-101 at 19.25 m in alarm", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "the page to show LT-101 at 19.25 m in alarm", func() bool {
 		_, body = get(t, r.url)
 		rw := tagRows(body)["LT-101"]
 		return near(rw.value, 19.25) && rw.class == "al-red" && strings.Contains(body, `data-tag="LT-101"`) &&
@@ -81,7 +83,7 @@ func TestStatusPage(t *testing.T) {
 	if err := r.plant.Set("LT-101", 12.5); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "the page to show LT-101 at 12.5 m", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "the page to show LT-101 at 12.5 m", func() bool {
 		_, body = get(t, r.url)
 		return near(tagRows(body)["LT-101"].value, 12.5)
 	})
@@ -90,7 +92,7 @@ func TestStatusPage(t *testing.T) {
 func TestStatusPageBadQuality(t *testing.T) {
 	r := startRig(t, true, "")
 	var body string
-	waitFor(t, 30*time.Second, "bad quality with a reason on the page", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "bad quality with a reason on the page", func() bool {
 		_, body = get(t, r.url+"?lang=en")
 		return tagRows(body)["LT-101"].quality == "q-bad"
 	})
