@@ -203,8 +203,15 @@ func TestEncodeData100Fast(t *testing.T) {
 	r := testing.Benchmark(BenchmarkEncodeData100)
 	per := time.Duration(r.NsPerOp())
 	t.Logf("100-sample data message: %s, %d B/op, %d allocs/op", per, r.AllocedBytesPerOp(), r.AllocsPerOp())
-	if per > 100*time.Microsecond {
-		t.Errorf("encoding 100 samples takes %s, budget 100µs", per)
+	// The encoder appends into a reused buffer: no allocation at all is the
+	// invariant that holds on any machine. The time budget is 20x the
+	// 23-25 µs measured here, so that a loaded CI machine (123 µs seen at
+	// load 4.5 on 2 CPUs) does not fail it and a real regression still does.
+	if a := r.AllocsPerOp(); a != 0 {
+		t.Errorf("encoding 100 samples allocates %d times, want none", a)
+	}
+	if per > 500*time.Microsecond {
+		t.Errorf("encoding 100 samples takes %s, budget 500µs", per)
 	}
 }
 
