@@ -3,6 +3,7 @@ package uplink
 import (
 	"encoding/json"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -63,7 +64,10 @@ func BenchmarkThroughputMosquitto(b *testing.B) {
 
 // TestAlarmLatencyDuringBacklogMosquitto: while a backlog of data drains
 // to Mosquitto, alarms still reach a subscriber at once: events go ahead
-// of telemetry, waiting at most for the window in flight.
+// of telemetry, waiting at most for the window in flight. HAZGATE_ALARMS
+// alarms (20 by default) are raised 10 ms apart; the log gives
+// nearest-rank percentiles and how many were raised before the backlog
+// ran out.
 func TestAlarmLatencyDuringBacklogMosquitto(t *testing.T) {
 	if testing.Short() {
 		t.Skip("drains a backlog")
@@ -120,11 +124,25 @@ func TestAlarmLatencyDuringBacklogMosquitto(t *testing.T) {
 		defer mu.Unlock()
 		return u.Connected() && dataSeen > 1000
 	})
+	alarms := 20
+	if v := os.Getenv("HAZGATE_ALARMS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("HAZGATE_ALARMS=%q: want a positive count", v)
+		}
+		alarms = n
+	}
 	sent := map[uint64]time.Time{}
-	for range 20 {
+	underLoad := 0 // raised while backlog remained
+	for range alarms {
 		seq := src.addEvent(alarm("LT-101", 18.7, 18.5))
 		sent[seq] = time.Now()
-		time.Sleep(50 * time.Millisecond)
+		mu.Lock()
+		if dataSeen < backlog {
+			underLoad++
+		}
+		mu.Unlock()
+		time.Sleep(10 * time.Millisecond)
 	}
 	eventually(t, 30*time.Second, "all alarms", func() bool {
 		mu.Lock()
@@ -139,13 +157,15 @@ func TestAlarmLatencyDuringBacklogMosquitto(t *testing.T) {
 	remaining := backlog - dataSeen
 	mu.Unlock()
 	slices.Sort(lat)
-	p50, p99 := lat[len(lat)/2], lat[len(lat)-1]
-	t.Logf("alarm latency to a Mosquitto subscriber with a backlog draining (%d samples still to go at the end): p50 %s, max %s",
-		remaining, p50.Round(100*time.Microsecond), p99.Round(100*time.Microsecond))
+	// Nearest rank: the smallest latency with at least q % at or below it.
+	pct := func(q int) time.Duration { return lat[max(1, (q*len(lat)+99)/100)-1].Round(100 * time.Microsecond) }
+	slowest := lat[len(lat)-1]
+	t.Logf("alarm latency to a Mosquitto subscriber with a backlog draining, %d alarms (%d raised while backlog remained; %d samples still to go at the end): p50 %s, p90 %s, p99 %s, max %s (nearest rank)",
+		len(lat), underLoad, remaining, pct(50), pct(90), pct(99), slowest.Round(100*time.Microsecond))
 	if remaining <= 0 {
 		t.Log("the backlog finished before the alarms: latency not measured under load; raise the backlog")
 	}
-	if p99 > 2*time.Second {
-		t.Errorf("an alarm took %s behind the backlog", p99)
+	if slowest > 2*time.Second {
+		t.Errorf("an alarm took %s behind the backlog", slowest)
 	}
 }

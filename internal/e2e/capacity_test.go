@@ -64,18 +64,11 @@ func capacityRun(t *testing.T, bin string, tags int, measure time.Duration) {
 	}
 	defer b.Close()
 	var delivered, firstAt atomic.Int64
-	seqLast := []byte(`"seq_last":`)
 	if err := b.Subscribe("hazgate/+/data", func(m broker.Message) {
-		// Header fields come before the samples: read seq_first and
-		// seq_last without decoding the whole message, so the counting
-		// costs the shared CPUs little.
-		i := bytes.Index(m.Payload, seqLast)
-		j := bytes.Index(m.Payload, []byte(`"seq_first":`))
-		if i < 0 || j < 0 {
+		first, last, ok := seqSpan(m.Payload)
+		if !ok {
 			return
 		}
-		last, _ := strconv.ParseUint(string(leadingDigits(m.Payload[i+len(seqLast):])), 10, 64)
-		first, _ := strconv.ParseUint(string(leadingDigits(m.Payload[j+len(`"seq_first":`):])), 10, 64)
 		if last >= first {
 			delivered.Add(int64(last - first + 1))
 		}
@@ -165,6 +158,20 @@ func scrapeMetric(t *testing.T, url, name string) float64 {
 	}
 	t.Errorf("%s: no %s", url, name)
 	return 0
+}
+
+// seqSpan reads seq_first and seq_last of a data message. Header fields
+// come before the samples: they are read without decoding the whole
+// message, so that counting costs the shared CPUs little.
+func seqSpan(payload []byte) (first, last uint64, ok bool) {
+	i := bytes.Index(payload, []byte(`"seq_first":`))
+	j := bytes.Index(payload, []byte(`"seq_last":`))
+	if i < 0 || j < 0 {
+		return 0, 0, false
+	}
+	first, _ = strconv.ParseUint(string(leadingDigits(payload[i+len(`"seq_first":`):])), 10, 64)
+	last, _ = strconv.ParseUint(string(leadingDigits(payload[j+len(`"seq_last":`):])), 10, 64)
+	return first, last, true
 }
 
 func leadingDigits(b []byte) []byte {

@@ -44,32 +44,7 @@ func TestLongOutage(t *testing.T) {
 	b := testkit.StartBroker(t)
 	addr := b.Addr()
 
-	// Five PLCs of 100 registers every 20 ms: ~25k samples/s.
-	var y strings.Builder
-	fmt.Fprintf(&y, `gateway: {id: outage-gw, enterprise_code: TEST01, data_dir: %q}
-buffer: {max_bytes: 1GiB}
-uplink: {brokers: [%q], inflight: 64, batch_max: 500}
-devices:
-  - name: gas
-    protocol: modbus-tcp
-    address: %s
-    interval: 100ms
-    timeout: 80ms
-    tags:
-      - {name: GT-201, kind: gas, unit: "%%LEL", area: input, address: 0, scale: {raw_min: 0, raw_max: 1000},
-         range: {min: 0, max: 100}, alarms: {h: 20, hh: 40, deadband: 2}}
-`, filepath.Join(dir, "data"), b.URL(), plant.Addr())
-	for d := 1; d <= 5; d++ {
-		fmt.Fprintf(&y, "  - {name: plc-%d, protocol: modbus-tcp, address: %s, interval: 20ms, timeout: 15ms, tags: [", d, plant.Addr())
-		for i := 0; i < 100; i++ {
-			if i > 0 {
-				y.WriteString(", ")
-			}
-			fmt.Fprintf(&y, "{name: R%d-%03d, kind: count, area: holding, address: %d}", d, i, i)
-		}
-		y.WriteString("]}\n")
-	}
-	cfgPath := testkit.WriteFile(t, dir, "gateway.yaml", []byte(y.String()))
+	cfgPath := testkit.WriteFile(t, dir, "gateway.yaml", []byte(outageConfigYAML(filepath.Join(dir, "data"), b.URL(), plant.Addr(), "")))
 
 	coll := newCollector()
 	var (
@@ -182,6 +157,30 @@ devices:
 	}
 	t.Logf("backlog %d records in %s; drained in %s (%.0f records/s); gas alarm arrived after %d of %d data messages; heap RssAnon start %d MiB, peak %d MiB",
 		target, wait.Round(time.Second), drain.Round(time.Millisecond), float64(target)/drain.Seconds(), alarmAtMsg, backlogDone, heap[0]>>20, peak>>20)
+}
+
+// outageConfigYAML is the long-outage gateway: the gas detector GT-201
+// polled every 100 ms and five PLCs of 100 registers every 20 ms (~25k
+// samples/s), so that a broker outage makes a large backlog quickly.
+// extra is more top-level YAML (e.g. a web section), or "".
+func outageConfigYAML(dataDir, brokerURL, plantAddr, extra string) string {
+	var y strings.Builder
+	fmt.Fprintf(&y, `gateway: {id: outage-gw, enterprise_code: TEST01, data_dir: %q}
+buffer: {max_bytes: 1GiB}
+uplink: {brokers: [%q], inflight: 64, batch_max: 500}
+%sdevices:
+%s`, dataDir, brokerURL, extra, gasDetectorYAML(plantAddr))
+	for d := 1; d <= 5; d++ {
+		fmt.Fprintf(&y, "  - {name: plc-%d, protocol: modbus-tcp, address: %s, interval: 20ms, timeout: 15ms, tags: [", d, plantAddr)
+		for i := 0; i < 100; i++ {
+			if i > 0 {
+				y.WriteString(", ")
+			}
+			fmt.Fprintf(&y, "{name: R%d-%03d, kind: count, area: holding, address: %d}", d, i, i)
+		}
+		y.WriteString("]}\n")
+	}
+	return y.String()
 }
 
 // anonRSS is the process's anonymous resident memory (heap, stacks) in
