@@ -30,9 +30,13 @@ var flakyTags = map[string]uint16{"F-A": 0, "F-B": 1, "F-C": 100, "F-D": 101}
 func flakyValue(a uint16) uint16 { return 1000 + a }
 
 const (
-	healthyTag      = "H-1"
-	healthyValue    = 4242
-	healthyInterval = 100 * time.Millisecond
+	healthyTag   = "H-1"
+	healthyValue = 4242
+	// The healthy device must never have a bad sample: its timeout is
+	// kept well away from what a loaded 2-CPU CI machine under -race can
+	// stall a loopback answer for (80 ms was exceeded once).
+	healthyInterval = 200 * time.Millisecond
+	healthyTimeout  = 180 * time.Millisecond
 	flakyTimeout    = 80 * time.Millisecond
 )
 
@@ -301,7 +305,7 @@ devices:
     protocol: modbus-tcp
     address: %s
     interval: %s
-    timeout: 80ms
+    timeout: %s
     tags:
       - {name: %s, kind: count, area: holding, address: 0}
   - name: flaky
@@ -312,7 +316,7 @@ devices:
     comm_loss_after: 600ms
     backoff_max: 300ms
     tags:
-%s`, t.TempDir(), b.URL(), healthy.Addr, healthyInterval, healthyTag, flaky.addr, flakyTimeout, tagLines.String())
+%s`, t.TempDir(), b.URL(), healthy.Addr, healthyInterval, healthyTimeout, healthyTag, flaky.addr, flakyTimeout, tagLines.String())
 	cfg := loadConfig(t, []byte(yaml))
 
 	view := &platformView{samples: map[string][]seenSample{}}
