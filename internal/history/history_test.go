@@ -196,13 +196,13 @@ func TestExportRoundTrip(t *testing.T) {
 }
 
 // TestBytesBoundDownsamples: four days of samples every 5 s for two
-// tags are more than twice max_bytes raw. (Sized for chunks: at 10 s a
-// minute's raw chunk is barely twice its aggregate, so "twice max_bytes
-// raw" and "the aggregates fit" could not both hold.) Past max_bytes the store
-// folds samples older than downsample_after into one-minute aggregates:
-// the records stay under max_bytes, nothing within max_age is deleted,
-// the oldest minute is still there with its true extremes, and the last
-// hour is still raw.
+// tags are more than twice max_bytes raw. Past max_bytes the store folds
+// samples older than downsample_after into one-minute aggregates: the
+// records stay under max_bytes, nothing within max_age is deleted, the
+// oldest minute is still there with its true extremes, and the last hour
+// is still raw. (Sized for chunks: at one sample every 10 s a minute of
+// raw chunks is barely twice its aggregate, so "twice max_bytes raw" and
+// "the aggregates fit" could not both hold.)
 func TestBytesBoundDownsamples(t *testing.T) {
 	clk := &clock{t: t0}
 	const maxBytes = 512 << 10
