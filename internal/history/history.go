@@ -7,19 +7,24 @@
 //
 // File layout (bbolt):
 //
-//	bucket "tags": one nested bucket per tag name holding its raw samples;
-//	    key   = 8-byte big-endian acquisition time (Unix ns) + 1 kind byte
-//	            (0 raw sample, 1 aggregate), so one tag's records over a
-//	            time window are one cursor Seek and a forward walk;
-//	    value = a raw sample or an aggregate (codec below).
+//	bucket "tags": one nested bucket per tag name holding its raw samples
+//	    in chunks (layout 2, chunk.go);
+//	    key   = 8-byte big-endian time (Unix ns) of the chunk's first
+//	            record + 1 kind byte (2 chunk), so one tag's records over
+//	            a time window are one cursor Seek (and a step back to the
+//	            chunk that reaches into it) and a forward walk;
+//	    value = a chunk: several records, delta-coded. Files of layout 1
+//	            hold one record per key (kind 0 raw sample, 1 aggregate,
+//	            codec below); they are read as they are, and mixed with
+//	            chunks once the gateway writes to them.
 //	bucket "old": one nested bucket per tag holding what downsampling
 //	    made of its oldest samples (aggregates, and raw samples alone in
-//	    their interval), same keys. Kept apart so that both buckets only
-//	    ever grow at the end and shrink at the front: bbolt's pages stay
-//	    full instead of being left a sixth full by deletes in the middle.
-//	    A read walks both in key order.
+//	    their interval), in chunks with the same keys. Kept apart so that
+//	    both buckets only ever grow at the end and shrink at the front:
+//	    bbolt's pages stay full instead of being left a sixth full by
+//	    deletes in the middle. A read merges both in time order.
 //	bucket "meta": counters, each an 8-byte big-endian uint64, written in
-//	    the same transaction as the records they count.
+//	    the same transaction as the records they count, and the layout.
 //
 // Durability (relaxed, on purpose): the buffer is the durable copy for
 // delivery. History coalesces samples for a round (Options.FlushEvery, 1 s
@@ -49,7 +54,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -118,6 +125,11 @@ type Store struct {
 	// /metrics must not wait for a retention pass that holds wmu.
 	shownMu sync.Mutex
 	shown   counters
+
+	// scratch of the writing side (under wmu), reused from round to round
+	order []int32
+	recs  []Record
+	dec   []Record
 }
 
 // publish makes the counters of the last commit visible to Stats.
@@ -139,7 +151,13 @@ var (
 	keyDeleted     = []byte("deleted")        // records deleted for bytes within max_age, ever
 	keyExpired     = []byte("expired")        // records deleted for age, ever
 	keyWatermark   = []byte("downsampled.to") // raw before this time (Unix ns) is aggregated
+	keyLayout      = []byte("layout")         // layoutChunks; absent in files of the first layout
 )
+
+// layoutChunks is the file layout this package writes: chunks of records
+// (chunk.go). Layout 1, one record per key, had no layout key; its
+// records are still read, so such a file needs no conversion.
+const layoutChunks = 2
 
 // counters is the content of the meta bucket.
 type counters struct {
@@ -297,6 +315,8 @@ func (s *Store) load() (err error) {
 		return s.db.View(func(tx *bolt.Tx) error {
 			if m := tx.Bucket(metaBucket); m != nil {
 				s.st.load(m)
+				_, err := s.checkLayout(m)
+				return err
 			}
 			return nil
 		})
@@ -312,8 +332,31 @@ func (s *Store) load() (err error) {
 			return fmt.Errorf("history file %s: %w", s.path, err)
 		}
 		s.st.load(m)
-		return nil
+		layout, err := s.checkLayout(m)
+		if err != nil || layout == layoutChunks {
+			return err
+		}
+		if s.st.raw+s.st.agg > 0 {
+			s.log.Info("history file is of the first layout (one record per sample): its records are read as they are and leave with retention; new samples are stored in chunks",
+				"path", s.path, "raw", s.st.raw, "aggregates", s.st.agg)
+		}
+		return m.Put(keyLayout, binary.BigEndian.AppendUint64(nil, layoutChunks))
 	})
+}
+
+// checkLayout returns the file's layout (1 when it has no layout key) and
+// an error wrapping ErrCorrupt for a layout this code does not know (a
+// file of a newer gateway): OpenOrRecover then moves it aside, history
+// never keeps the gateway from starting.
+func (s *Store) checkLayout(meta *bolt.Bucket) (uint64, error) {
+	v := meta.Get(keyLayout)
+	if v == nil {
+		return 1, nil
+	}
+	if len(v) != 8 || binary.BigEndian.Uint64(v) > layoutChunks {
+		return 0, fmt.Errorf("%w: %s: layout %x is newer than this gateway reads (%d)", ErrCorrupt, s.path, v, layoutChunks)
+	}
+	return binary.BigEndian.Uint64(v), nil
 }
 
 // Close closes the file.
@@ -374,8 +417,8 @@ const (
 	kindRaw       = 0
 	kindAggregate = 1
 	keyLen        = 9
-	// recordOverhead is bbolt's leaf element header, counted with every
-	// record so that Bytes tracks the pages the records fill.
+	// recordOverhead is bbolt's leaf element header, counted with every key
+	// (a chunk or a record of layout 1) so that Bytes tracks the pages filled.
 	recordOverhead = 16
 	rawFixed       = 1 + 8               // quality, value; reason follows
 	aggLen         = 1 + 4 + 4 + 3*8 + 8 // quality, count, bad, min, max, mean, interval
@@ -457,9 +500,19 @@ func decode(tag string, k, v []byte) (Record, error) {
 
 func recordBytes(k, v []byte) uint64 { return uint64(len(k) + len(v) + recordOverhead) }
 
+// seekKey is the smallest key at time t (Unix ns).
+func seekKey(t uint64) []byte { return binary.BigEndian.AppendUint64(make([]byte, 0, keyLen), t) }
+
+func keyNanos(k []byte) uint64 { return binary.BigEndian.Uint64(k[:8]) }
+
 // Write stores samples in one transaction (one fsync). Samples with an
 // empty tag are skipped. A second sample of a tag with the same
 // acquisition time replaces the first.
+//
+// A tag's samples of one call are appended to its last chunk while that
+// is under maxChunkBytes, then to new chunks: one key per tag and round.
+// Samples not younger than the tag's last stored one (a clock set back)
+// are merged into the chunks they overlap, which are rewritten.
 func (s *Store) Write(samples []model.Sample) error {
 	if s.opts.ReadOnly {
 		return ErrReadOnly
@@ -470,40 +523,42 @@ func (s *Store) Write(samples []model.Sample) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	st := s.st
+	// by tag, then time; stable, so that of two samples at one time the
+	// later given is the later here and wins
+	order := s.order[:0]
+	for i := range samples {
+		if samples[i].Tag != "" {
+			order = append(order, int32(i))
+		}
+	}
+	slices.SortStableFunc(order, func(a, b int32) int {
+		if c := strings.Compare(samples[a].Tag, samples[b].Tag); c != 0 {
+			return c
+		}
+		return cmpTime(timeKey(samples[a].Time), timeKey(samples[b].Time))
+	})
+	s.order = order
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		tags := tx.Bucket(tagsBucket)
-		var (
-			lastName string
-			b        *bolt.Bucket
-		)
-		for _, sm := range samples {
-			if sm.Tag == "" {
-				continue
-			}
-			if b == nil || sm.Tag != lastName {
-				var err error
-				if b = tags.Bucket([]byte(sm.Tag)); b == nil {
-					if b, err = tags.CreateBucket([]byte(sm.Tag)); err != nil {
-						return fmt.Errorf("tag %s: %w", sm.Tag, err)
-					}
+		for i := 0; i < len(order); {
+			tag := samples[order[i]].Tag
+			recs := s.recs[:0]
+			for ; i < len(order) && samples[order[i]].Tag == tag; i++ {
+				r := recordFromSample(samples[order[i]])
+				if n := len(recs); n > 0 && timeKey(recs[n-1].Time) == timeKey(r.Time) {
+					recs[n-1] = r
+					continue
 				}
-				// samples arrive in time order per tag: fill pages up
-				b.FillPercent = 0.9
-				lastName = sm.Tag
+				recs = append(recs, r)
 			}
-			k, v := makeKey(sm.Time, kindRaw), encodeRaw(sm)
-			if old := b.Get(k); old != nil {
-				st.bytes -= recordBytes(k, old)
-				st.raw--
+			s.recs = recs
+			if err := s.writeTag(tags, tag, recs, &st); err != nil {
+				return fmt.Errorf("tag %s: %w", tag, err)
 			}
-			if err := b.Put(k, v); err != nil {
-				return fmt.Errorf("tag %s: %w", sm.Tag, err)
-			}
-			st.bytes += recordBytes(k, v)
-			st.raw++
 		}
 		return st.save(tx.Bucket(metaBucket))
 	})
+	clear(s.recs[:cap(s.recs)]) // keep no reasons alive between rounds
 	if err != nil {
 		return fmt.Errorf("history: write %d samples: %w", len(samples), err)
 	}
@@ -512,61 +567,247 @@ func (s *Store) Write(samples []model.Sample) error {
 	return nil
 }
 
+func cmpTime(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// writeTag stores the raw records of one tag (in time order, no two at
+// one time) inside a write transaction.
+func (s *Store) writeTag(tags *bolt.Bucket, tag string, recs []Record, st *counters) error {
+	b := tags.Bucket([]byte(tag))
+	if b == nil {
+		var err error
+		if b, err = tags.CreateBucket([]byte(tag)); err != nil {
+			return err
+		}
+	}
+	// records arrive in time order per tag: fill pages up
+	b.FillPercent = 0.9
+	first := timeKey(recs[0].Time)
+	if k, v := b.Cursor().Last(); len(k) == keyLen {
+		lastT := keyNanos(k)
+		if k[8] == kindChunk {
+			var (
+				cs  chunkState
+				err error
+			)
+			s.dec, cs, err = decodeChunk(s.dec[:0], tag, int64(lastT), v)
+			if err == nil {
+				lastT = uint64(cs.t)
+				if first > lastT && len(v) < maxChunkBytes && keyNanos(k) >= st.watermark {
+					nv := append(make([]byte, 0, len(v)+12*len(recs)), v...)
+					n := 0
+					for n < len(recs) && len(nv) < maxChunkBytes {
+						nv = appendRecord(nv, &cs, recs[n])
+						n++
+					}
+					k = bytes.Clone(k)
+					if err := b.Put(k, nv); err != nil {
+						return err
+					}
+					st.bytes += recordBytes(k, nv) - recordBytes(k, v)
+					st.raw += uint64(n)
+					recs = recs[n:]
+				}
+			}
+			// a damaged last chunk is left as it is (Range reports it);
+			// new samples go to chunks of their own
+		} else if k[8] == kindRaw {
+			// a sample of the first layout
+			lastT = keyNanos(k)
+		}
+		if len(recs) > 0 && timeKey(recs[0].Time) <= lastT {
+			return s.mergeTag(b, tag, recs, st)
+		}
+	}
+	return putChunks(b, recs, st)
+}
+
+// putChunks stores records as new chunks and counts them.
+func putChunks(b *bolt.Bucket, recs []Record, st *counters) error {
+	for _, kv := range encodeChunks(nil, recs) {
+		if err := b.Put(kv.k, kv.v); err != nil {
+			return err
+		}
+		st.bytes += recordBytes(kv.k, kv.v)
+	}
+	raw, agg := countKinds(recs)
+	st.raw += raw
+	st.agg += agg
+	return nil
+}
+
+// entryBefore is the entry just before the first key at or after t, or
+// nil.
+func entryBefore(b *bolt.Bucket, t uint64) (k, v []byte) {
+	c := b.Cursor()
+	if k, _ := c.Seek(seekKey(t)); k == nil {
+		return c.Last()
+	}
+	return c.Prev()
+}
+
+// mergeTag merges raw records into the chunks of b that overlap their
+// time span: those are decoded, deleted and written again with the new
+// records in place (a new record replaces a stored one at the same time).
+func (s *Store) mergeTag(b *bolt.Bucket, tag string, recs []Record, st *counters) error {
+	a, z := timeKey(recs[0].Time), timeKey(recs[len(recs)-1].Time)
+	var (
+		old  []Record
+		keys [][]byte
+		size uint64
+		err  error
+	)
+	if k, v := entryBefore(b, a); len(k) == keyLen {
+		n := len(old)
+		if old, err = decodeEntry(old, tag, k, v); err != nil {
+			return err
+		}
+		if len(old) > n && timeKey(old[len(old)-1].Time) >= a {
+			keys, size = append(keys, bytes.Clone(k)), size+recordBytes(k, v)
+		} else {
+			old = old[:n]
+		}
+	}
+	c := b.Cursor()
+	for k, v := c.Seek(seekKey(a)); k != nil; k, v = c.Next() {
+		if len(k) != keyLen {
+			continue
+		}
+		if keyNanos(k) > z {
+			break
+		}
+		if old, err = decodeEntry(old, tag, k, v); err != nil {
+			return err
+		}
+		keys, size = append(keys, bytes.Clone(k)), size+recordBytes(k, v)
+	}
+	merged := make([]Record, 0, len(old)+len(recs))
+	i, j := 0, 0
+	for i < len(old) || j < len(recs) {
+		switch {
+		case j == len(recs) || i < len(old) && timeKey(old[i].Time) < timeKey(recs[j].Time):
+			merged = append(merged, old[i])
+			i++
+		default:
+			if i < len(old) && timeKey(old[i].Time) == timeKey(recs[j].Time) {
+				i++ // replaced
+			}
+			merged = append(merged, recs[j])
+			j++
+		}
+	}
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	raw, agg := countKinds(old)
+	st.raw -= raw
+	st.agg -= agg
+	st.bytes -= size
+	return putChunks(b, merged, st)
+}
+
+// recIter walks the records of one tag bucket in time order from a time
+// on.
+type recIter struct {
+	tag    string
+	c      *bolt.Cursor
+	nk, nv []byte // the next entry to decode
+	buf    []Record
+	i      int
+	from   uint64
+}
+
+func newRecIter(tag string, b *bolt.Bucket, from uint64) (*recIter, error) {
+	it := &recIter{tag: tag, c: b.Cursor(), from: from}
+	it.nk, it.nv = it.c.Seek(seekKey(from))
+	// the entry before may hold records from `from` on
+	if k, v := entryBefore(b, from); len(k) == keyLen {
+		if err := it.load(k, v); err != nil {
+			return nil, err
+		}
+	}
+	return it, nil
+}
+
+func (it *recIter) load(k, v []byte) error {
+	recs, err := decodeEntry(it.buf[:0], it.tag, k, v)
+	if err != nil {
+		return err
+	}
+	it.buf, it.i = recs, 0
+	for it.i < len(recs) && timeKey(recs[it.i].Time) < it.from {
+		it.i++
+	}
+	return nil
+}
+
+// peek returns the next record, or nil at the end.
+func (it *recIter) peek() (*Record, error) {
+	for it.i >= len(it.buf) {
+		if it.nk == nil {
+			return nil, nil
+		}
+		k, v := it.nk, it.nv
+		it.nk, it.nv = it.c.Next()
+		if len(k) != keyLen {
+			continue
+		}
+		if err := it.load(k, v); err != nil {
+			return nil, err
+		}
+	}
+	return &it.buf[it.i], nil
+}
+
 // Range calls fn with every record of tag whose time is in [from, to), in
 // time order, until fn returns an error (returned as is). The read is one
-// consistent bbolt view; fn must not call the store's writing side.
+// consistent bbolt view; fn must not call the store's writing side. A
+// damaged chunk ends the walk with an error wrapping ErrCorrupt.
 func (s *Store) Range(tag string, from, to time.Time, fn func(Record) error) error {
 	return s.db.View(func(tx *bolt.Tx) error {
-		var cs []*bolt.Cursor
+		var its []*recIter
 		for _, root := range [][]byte{oldBucket, tagsBucket} {
 			if r := tx.Bucket(root); r != nil {
 				if b := r.Bucket([]byte(tag)); b != nil {
-					cs = append(cs, b.Cursor())
+					it, err := newRecIter(tag, b, timeKey(from))
+					if err != nil {
+						return err
+					}
+					its = append(its, it)
 				}
 			}
 		}
 		end := timeKey(to)
-		return walk(cs, makeKey(from, kindRaw), func(k, v []byte) (bool, error) {
-			if binary.BigEndian.Uint64(k[:8]) >= end {
-				return false, nil
+		for {
+			var best *recIter
+			var bestRec *Record
+			for _, it := range its {
+				r, err := it.peek()
+				if err != nil {
+					return err
+				}
+				if r != nil && (bestRec == nil || r.Time.Before(bestRec.Time)) {
+					best, bestRec = it, r
+				}
 			}
-			r, err := decode(tag, k, v)
-			if err != nil {
-				return false, err
+			if best == nil || timeKey(bestRec.Time) >= end {
+				return nil
 			}
-			return true, fn(r)
-		})
+			best.i++
+			if err := fn(*bestRec); err != nil {
+				return err
+			}
+		}
 	})
-}
-
-// walk visits the records of several cursors from seek on in key order
-// (the buckets of one tag), until fn returns false or an error.
-func walk(cs []*bolt.Cursor, seek []byte, fn func(k, v []byte) (bool, error)) error {
-	type head struct{ k, v []byte }
-	heads := make([]head, len(cs))
-	for i, c := range cs {
-		heads[i].k, heads[i].v = c.Seek(seek)
-	}
-	for {
-		best := -1
-		for i, h := range heads {
-			if h.k != nil && (best < 0 || bytes.Compare(h.k, heads[best].k) < 0) {
-				best = i
-			}
-		}
-		if best < 0 {
-			return nil
-		}
-		h := heads[best]
-		heads[best].k, heads[best].v = cs[best].Next()
-		if len(h.k) != keyLen {
-			continue
-		}
-		more, err := fn(h.k, h.v)
-		if err != nil || !more {
-			return err
-		}
-	}
 }
 
 // Span is the time of the oldest and the newest record of tag; both are
@@ -583,11 +824,18 @@ func (s *Store) Span(tag string) (first, last time.Time, err error) {
 				continue
 			}
 			c := b.Cursor()
+			// a key's time is its first record's
 			if k, _ := c.First(); len(k) == keyLen && (first.IsZero() || keyTime(k).Before(first)) {
 				first = keyTime(k)
 			}
-			if k, _ := c.Last(); len(k) == keyLen && keyTime(k).After(last) {
-				last = keyTime(k)
+			if k, v := c.Last(); len(k) == keyLen {
+				recs, err := decodeEntry(nil, tag, k, v)
+				if err != nil {
+					return err
+				}
+				if l := recs[len(recs)-1].Time; l.After(last) {
+					last = l
+				}
 			}
 		}
 		return nil

@@ -195,22 +195,25 @@ func TestExportRoundTrip(t *testing.T) {
 	}
 }
 
-// TestBytesBoundDownsamples: four days of samples every 10 s for two
-// tags are more than twice max_bytes raw. Past max_bytes the store
-// folds samples older than downsample_after into one-minute aggregates:
-// the records stay under max_bytes, nothing within max_age is deleted,
-// the oldest minute is still there with its true extremes, and the last
-// hour is still raw.
+// TestBytesBoundDownsamples: four days of samples every 5 s for two
+// tags are more than twice max_bytes raw. Past max_bytes the store folds
+// samples older than downsample_after into one-minute aggregates: the
+// records stay under max_bytes, nothing within max_age is deleted, the
+// oldest minute is still there with its true extremes, and the last hour
+// is still raw. (Sized for chunks: at one sample every 10 s a minute of
+// raw chunks is barely twice its aggregate, so "twice max_bytes raw" and
+// "the aggregates fit" could not both hold.)
 func TestBytesBoundDownsamples(t *testing.T) {
 	clk := &clock{t: t0}
-	const maxBytes = 1 << 20
+	const maxBytes = 512 << 10
 	s := open(t, Options{MaxBytes: maxBytes, MaxAge: 720 * time.Hour, DownsampleAfter: time.Hour,
 		DownsampleInterval: time.Minute, Now: clk.Now})
 	tags := []string{"LT-101", "PT-201"}
-	const step = 10 * time.Second
+	const perMinute = 12 // samples per tag and minute
+	const step = time.Minute / perMinute
 	var rawBytes int64
-	var firstMinute []float64    // LT-101's values in the first minute
-	const days, perBatch = 4, 60 // samples per tag in one write: ten minutes
+	var firstMinute []float64                // LT-101's values in the first minute
+	const days, perBatch = 4, 10 * perMinute // samples per tag in one write: ten minutes
 	for b := range days * 24 * 6 {
 		batch := samples(tags, t0.Add(time.Duration(b)*10*time.Minute), step, perBatch)
 		for i := range batch {
@@ -236,7 +239,7 @@ func TestBytesBoundDownsamples(t *testing.T) {
 	}
 	st := s.Stats()
 	t.Logf("raw would be %d bytes (%.1f per sample); holding %d bytes in a %d-byte file: %d raw, %d aggregates, %d downsampled",
-		rawBytes, float64(rawBytes)/float64(days*24*60*6*2), st.Bytes, st.FileSize, st.Raw, st.Aggregates, st.Downsampled)
+		rawBytes, float64(rawBytes)/float64(days*24*60*perMinute*2), st.Bytes, st.FileSize, st.Raw, st.Aggregates, st.Downsampled)
 	if rawBytes < 2*maxBytes {
 		t.Fatalf("the test wrote only %d bytes raw: not past max_bytes", rawBytes)
 	}
@@ -251,15 +254,15 @@ func TestBytesBoundDownsamples(t *testing.T) {
 	}
 	recs := all(t, s, "LT-101")
 	first := recs[0]
-	if !first.Aggregate() || !first.Time.Equal(t0) || first.Count != 6 || first.Interval != time.Minute {
+	if !first.Aggregate() || !first.Time.Equal(t0) || first.Count != perMinute || first.Interval != time.Minute {
 		t.Fatalf("first LT-101 record %+v, want the aggregate of the first minute", first)
 	}
 	mn, mx, sum := math.Inf(1), math.Inf(-1), 0.0
 	for _, v := range firstMinute {
 		mn, mx, sum = math.Min(mn, v), math.Max(mx, v), sum+v
 	}
-	if first.Min != mn || first.Max != mx || math.Abs(first.Value-sum/6) > 1e-9 {
-		t.Fatalf("first minute aggregate min/max/mean %v/%v/%v, want %v/%v/%v", first.Min, first.Max, first.Value, mn, mx, sum/6)
+	if first.Min != mn || first.Max != mx || math.Abs(first.Value-sum/perMinute) > 1e-9 {
+		t.Fatalf("first minute aggregate min/max/mean %v/%v/%v, want %v/%v/%v", first.Min, first.Max, first.Value, mn, mx, sum/perMinute)
 	}
 	// every minute of the four days is still represented, in order
 	var samplesSeen uint32
@@ -269,8 +272,8 @@ func TestBytesBoundDownsamples(t *testing.T) {
 		}
 		samplesSeen += r.Count
 	}
-	if samplesSeen != days*24*60*6 {
-		t.Fatalf("records account for %d samples of LT-101, wrote %d", samplesSeen, days*24*60*6)
+	if samplesSeen != days*24*60*perMinute {
+		t.Fatalf("records account for %d samples of LT-101, wrote %d", samplesSeen, days*24*60*perMinute)
 	}
 	// the last hour (younger than downsample_after) is raw
 	recent := 0
@@ -282,8 +285,8 @@ func TestBytesBoundDownsamples(t *testing.T) {
 			recent++
 		}
 	}
-	if recent != 360 {
-		t.Fatalf("%d raw samples in the last hour, want 360", recent)
+	if recent != 60*perMinute {
+		t.Fatalf("%d raw samples in the last hour, want %d", recent, 60*perMinute)
 	}
 }
 
@@ -293,7 +296,7 @@ func TestBytesBoundDownsamples(t *testing.T) {
 func TestBytesBoundDeletesOldestLast(t *testing.T) {
 	clk := &clock{t: t0}
 	var logs bytes.Buffer
-	const maxBytes = 64 << 10
+	const maxBytes = 12 << 10 // a day of these one-minute aggregates in chunks is about 14 KB
 	s := open(t, Options{MaxBytes: maxBytes, MaxAge: 720 * time.Hour, DownsampleAfter: time.Hour,
 		DownsampleInterval: time.Minute, Now: clk.Now, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	for m := range 24 * 60 {
@@ -443,7 +446,9 @@ func TestWriterDropsWhenFull(t *testing.T) {
 // first record when it is later than asked.
 func TestTrend(t *testing.T) {
 	clk := &clock{t: t0}
-	s := open(t, Options{MaxBytes: 200 << 10, DownsampleAfter: time.Hour, DownsampleInterval: time.Minute, Now: clk.Now})
+	// two hours raw are about 31 KB in chunks, past max_bytes; the second
+	// hour and the first's aggregates are under its 90 %
+	s := open(t, Options{MaxBytes: 24 << 10, DownsampleAfter: time.Hour, DownsampleInterval: time.Minute, Now: clk.Now})
 	// two hours at 1 s from t0+1h, values 0..7199, one bad
 	var in []model.Sample
 	for i := range 7200 {
@@ -547,7 +552,7 @@ func TestLongReadDoesNotStallWrites(t *testing.T) {
 // after a flush that went over it.
 func TestWriterKeepsTheBound(t *testing.T) {
 	clk := &clock{t: t0}
-	const maxBytes = 1 << 20
+	const maxBytes = 512 << 10 // four days raw are about 690 KB in chunks
 	s := open(t, Options{MaxBytes: maxBytes, DownsampleAfter: time.Hour, FlushEvery: 5 * time.Millisecond, QueueBatches: 4, Now: clk.Now})
 	w := NewWriter(s)
 	ctx, cancel := context.WithCancel(context.Background())

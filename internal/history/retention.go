@@ -194,14 +194,20 @@ func (s *Store) oldestKey() (t uint64, ok bool, err error) {
 // oldestRaw is the time of the oldest raw sample at or after from, over
 // all tags.
 func (s *Store) oldestRaw(from uint64) (t uint64, ok bool, err error) {
-	seek := binary.BigEndian.AppendUint64(nil, from)
 	err = s.db.View(func(tx *bolt.Tx) error {
 		tags := tx.Bucket(tagsBucket)
 		return tags.ForEachBucket(func(name []byte) error {
-			k, _ := tags.Bucket(name).Cursor().Seek(seek)
-			if len(k) == keyLen {
-				if kt := binary.BigEndian.Uint64(k[:8]); !ok || kt < t {
-					t, ok = kt, true
+			it, err := newRecIter(string(name), tags.Bucket(name), from)
+			if err != nil {
+				return err
+			}
+			r, err := it.peek()
+			if err != nil {
+				return err
+			}
+			if r != nil {
+				if rt := timeKey(r.Time); !ok || rt < t {
+					t, ok = rt, true
 				}
 			}
 			return nil
@@ -262,9 +268,10 @@ func (s *Store) eachTag(fn func(t tagTx) (int, error)) error {
 	return nil
 }
 
-// deleteBefore deletes records older than end (Unix ns), at most maxTouch
-// per tag and bucket, and returns how many, and the times of the first
-// and last deleted. Both buckets only lose their front, whole pages.
+// deleteBefore deletes records older than end (Unix ns), about maxTouch
+// per tag and bucket at most, and returns how many, and the times of the
+// first and last deleted. A chunk that reaches past end keeps its younger
+// records under a new key. Both buckets only lose their front.
 func (s *Store) deleteBefore(end uint64) (n uint64, first, last time.Time, err error) {
 	err = s.eachTag(func(t tagTx) (int, error) {
 		touched := 0
@@ -272,37 +279,60 @@ func (s *Store) deleteBefore(end uint64) (n uint64, first, last time.Time, err e
 			if b == nil {
 				continue
 			}
-			var keys [][]byte
+			var (
+				keys [][]byte
+				keep []Record
+				recs []Record
+			)
 			c := b.Cursor()
-			for k, v := c.First(); k != nil && len(keys) < maxTouch; k, v = c.Next() {
-				if len(k) == keyLen {
-					if binary.BigEndian.Uint64(k[:8]) >= end {
-						break
-					}
-					kt := keyTime(k)
-					if first.IsZero() || kt.Before(first) {
-						first = kt
-					}
-					if kt.After(last) {
-						last = kt
-					}
-					if k[8] == kindAggregate {
-						s.st.agg--
-					} else {
-						s.st.raw--
-					}
-				}
+			for k, v := c.First(); k != nil && touched < maxTouch; k, v = c.Next() {
 				s.st.bytes -= recordBytes(k, v)
 				keys = append(keys, bytes.Clone(k))
+				if len(k) != keyLen {
+					continue
+				}
+				if keyNanos(k) >= end {
+					s.st.bytes += recordBytes(k, v)
+					keys = keys[:len(keys)-1]
+					break
+				}
+				var err error
+				if recs, err = decodeEntry(recs[:0], string(t.name), k, v); err != nil {
+					// older than the bound and unreadable: it goes, uncounted
+					s.log.Warn("history: a damaged entry older than the bound was deleted", "err", err)
+					continue
+				}
+				i := 0
+				for ; i < len(recs) && timeKey(recs[i].Time) < end; i++ {
+					if first.IsZero() || recs[i].Time.Before(first) {
+						first = recs[i].Time
+					}
+					if recs[i].Time.After(last) {
+						last = recs[i].Time
+					}
+				}
+				raw, agg := countKinds(recs[:i])
+				s.st.raw -= raw
+				s.st.agg -= agg
+				touched += i
+				n += uint64(i)
+				if i < len(recs) {
+					keep = append(keep, recs[i:]...)
+					raw, agg = countKinds(recs[i:])
+					s.st.raw -= raw
+					s.st.agg -= agg
+					break
+				}
 			}
 			for _, k := range keys {
 				if err := b.Delete(k); err != nil {
 					return touched, err
 				}
 			}
-			touched += len(keys)
+			if err := putChunks(b, keep, &s.st); err != nil {
+				return touched, err
+			}
 		}
-		n += uint64(touched)
 		return touched, nil
 	})
 	return n, first, last, err
@@ -339,76 +369,90 @@ func (s *Store) downsample() error {
 
 // fold moves the raw samples of one tag in [start, end) to its old
 // bucket: one aggregate per interval, or the sample itself when it is
-// alone in its interval.
+// alone in its interval, written as chunks. Records of a touched chunk
+// outside the window stay raw, in a chunk of their own.
 func (s *Store) fold(t tagTx, start, end uint64) (int, error) {
 	iv := uint64(s.opts.DownsampleInterval)
-	type group struct {
-		start uint64
-		keys  [][]byte
-		first []byte // value of the first record, for a lone sample
-		recs  []Record
-		size  uint64
-	}
-	var (
-		groups []group
-		cur    *group
-	)
 	tag := string(t.name)
+	var (
+		recs []Record
+		keys [][]byte
+		size uint64
+		err  error
+	)
+	if k, v := entryBefore(t.raw, start); len(k) == keyLen {
+		n := len(recs)
+		if recs, err = decodeEntry(recs, tag, k, v); err != nil {
+			return 0, err
+		}
+		if len(recs) > n && timeKey(recs[len(recs)-1].Time) >= start {
+			keys, size = append(keys, bytes.Clone(k)), size+recordBytes(k, v)
+		} else {
+			recs = recs[:n]
+		}
+	}
 	c := t.raw.Cursor()
-	for k, v := c.Seek(binary.BigEndian.AppendUint64(nil, start)); k != nil; k, v = c.Next() {
+	for k, v := c.Seek(seekKey(start)); k != nil; k, v = c.Next() {
 		if len(k) != keyLen {
 			continue
 		}
-		kt := binary.BigEndian.Uint64(k[:8])
-		if kt >= end {
+		if keyNanos(k) >= end {
 			break
 		}
-		r, err := decode(tag, k, v)
-		if err != nil {
+		if recs, err = decodeEntry(recs, tag, k, v); err != nil {
 			return 0, err
 		}
-		gs := kt - kt%iv
-		if cur == nil || cur.start != gs {
-			groups = append(groups, group{start: gs, first: bytes.Clone(v)})
-			cur = &groups[len(groups)-1]
-		}
-		cur.keys = append(cur.keys, bytes.Clone(k))
-		cur.recs = append(cur.recs, r)
-		cur.size += recordBytes(k, v)
+		keys, size = append(keys, bytes.Clone(k)), size+recordBytes(k, v)
 	}
-	if len(groups) == 0 {
+	var keep, in, out []Record
+	for _, r := range recs {
+		if rt := timeKey(r.Time); rt < start || rt >= end {
+			keep = append(keep, r)
+		} else {
+			in = append(in, r)
+		}
+	}
+	if len(in) == 0 {
 		return 0, nil
+	}
+	for i := 0; i < len(in); {
+		gs := timeKey(in[i].Time)
+		gs -= gs % iv
+		j := i + 1
+		for j < len(in) && timeKey(in[j].Time)-timeKey(in[j].Time)%iv == gs {
+			j++
+		}
+		if j-i == 1 {
+			// folding one sample would only make it bigger
+			out = append(out, in[i])
+		} else {
+			a := merge(in[i:j], time.Duration(iv))
+			a.Tag, a.Time = tag, time.Unix(0, int64(gs)).UTC()
+			out = append(out, a)
+			s.st.downsampled += uint64(j - i)
+		}
+		i = j
+	}
+	for _, k := range keys {
+		if err := t.raw.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	raw, agg := countKinds(recs)
+	s.st.raw -= raw
+	s.st.agg -= agg
+	s.st.bytes -= size
+	if err := putChunks(t.raw, keep, &s.st); err != nil {
+		return 0, err
 	}
 	old, err := t.old()
 	if err != nil {
 		return 0, err
 	}
-	touched := 0
-	for _, g := range groups {
-		for _, k := range g.keys {
-			if err := t.raw.Delete(k); err != nil {
-				return touched, err
-			}
-		}
-		touched += len(g.keys)
-		if len(g.recs) == 1 {
-			// folding one sample would only make it bigger
-			if err := old.Put(g.keys[0], g.first); err != nil {
-				return touched, err
-			}
-			continue
-		}
-		k := makeKey(time.Unix(0, int64(g.start)), kindAggregate)
-		v := encodeAgg(merge(g.recs, time.Duration(iv)))
-		if err := old.Put(k, v); err != nil {
-			return touched, err
-		}
-		s.st.raw -= uint64(len(g.recs))
-		s.st.downsampled += uint64(len(g.recs))
-		s.st.agg++
-		s.st.bytes = s.st.bytes - g.size + recordBytes(k, v)
+	if err := putChunks(old, out, &s.st); err != nil {
+		return 0, err
 	}
-	return touched, nil
+	return len(recs), nil
 }
 
 // merge combines records (raw or aggregates) of one interval.
