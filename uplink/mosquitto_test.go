@@ -2,6 +2,7 @@ package uplink
 
 import (
 	"encoding/json"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
