@@ -5,6 +5,7 @@ package drivers
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"hazgate/internal/model"
@@ -26,6 +27,14 @@ type Driver interface {
 	// and reconnects.
 	Close() error
 }
+
+// ErrConnecting marks a Poll that ended while the driver was still
+// establishing its connection in the background (an OPC UA session with
+// its handshakes and monitored items can take longer than one interval).
+// The tags have no value yet, so their samples are bad, but the device is
+// not known to be down: the scheduler does not warn about it until the
+// connection fails or the device was up before.
+var ErrConnecting = errors.New("still connecting")
 
 // BadSamples returns one Bad sample per tag, all with the same reason and
 // time: what a device that cannot be read reports.

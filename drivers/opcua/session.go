@@ -13,6 +13,7 @@ import (
 	"github.com/gopcua/opcua/id"
 	"github.com/gopcua/opcua/ua"
 
+	"hazgate/drivers"
 	"hazgate/internal/config"
 	"hazgate/internal/model"
 )
@@ -96,7 +97,7 @@ func (d *Driver) sessionLocked(ctx context.Context) (*session, error) {
 var errBackoff = errors.New("waiting after a failed connect")
 
 // errConnecting marks a poll that ended while the connect went on.
-var errConnecting = errors.New("still connecting")
+var errConnecting = drivers.ErrConnecting
 
 // collectLocked takes the result of a finished connect.
 func (d *Driver) collectLocked() error {

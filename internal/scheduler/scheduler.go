@@ -189,6 +189,8 @@ func (l *Loop) Run(ctx context.Context) (err error) {
 		// the bad samples of the back-off ticks. The whole error, with
 		// addresses, stays in the log and LoopStats.LastError.
 		lastReason string
+		warned     bool // "device down" was logged for this run of failures
+		everUp     bool // a poll has succeeded since the loop started
 	)
 	tickTime := func(i int64) time.Time { return start.Add(time.Duration(i) * l.interval) }
 
@@ -253,9 +255,19 @@ func (l *Loop) Run(ctx context.Context) (err error) {
 			if len(samples) == 0 {
 				samples = drivers.BadSamples(l.dev.Name, l.drv.Tags(), failReason(perr), pollStart)
 			}
-			if failures == 1 {
+			switch {
+			case !warned && !everUp && errors.Is(perr, drivers.ErrConnecting):
+				// The first connection is still being made: no value yet,
+				// but nothing is known to be wrong.
+				level := slog.LevelDebug
+				if failures == 1 {
+					level = slog.LevelInfo
+				}
+				l.log.Log(ctx, level, "device connecting", "err", perr, "retry_in", backoff)
+			case !warned:
+				warned = true
 				l.log.Warn("device down", "err", perr, "retry_in", backoff)
-			} else {
+			default:
 				l.log.Debug("device still down", "err", perr, "failures", failures, "retry_in", backoff)
 			}
 			l.update(func(s *LoopStats) {
@@ -272,7 +284,7 @@ func (l *Loop) Run(ctx context.Context) (err error) {
 			if failures > 0 {
 				l.log.Info("device up", "after_failures", failures, "last_error", lastError)
 			}
-			failures, retryAt = 0, time.Time{}
+			failures, retryAt, warned, everUp = 0, time.Time{}, false, true
 			l.update(func(s *LoopStats) {
 				s.Failures = 0
 				s.LastGoodPoll = pollEnd

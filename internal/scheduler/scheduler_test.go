@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"hazgate/drivers"
 	"hazgate/internal/config"
 	"hazgate/internal/model"
 )
@@ -587,5 +588,38 @@ func TestBackoffBounds(t *testing.T) {
 				t.Fatalf("backoff(%d) = %v, want within [%v, %v]", n, d, base*8/10, base)
 			}
 		}
+	}
+}
+
+// A first connection still being made (drivers.ErrConnecting) is logged
+// as connecting, not as a device down; a real failure afterwards, or the
+// same error once the device has been up, warns as before.
+func TestConnectingIsNotDown(t *testing.T) {
+	const interval = time.Second
+	connecting := fmt.Errorf("opcua device %q: %w (context deadline exceeded)", "R-301", drivers.ErrConnecting)
+	cases := []struct {
+		name      string
+		fail      map[int]error // poll number -> its error; others succeed
+		connLogs  int
+		downLogs  int
+		upLogs    int
+		stopAfter int
+	}{
+		{"connects after two slow polls", map[int]error{1: connecting, 2: connecting}, 1, 0, 1, 5},
+		{"connect fails", map[int]error{1: connecting, 2: errors.New("get endpoints: connection refused")}, 1, 1, 1, 5},
+		{"reconnecting after being up", map[int]error{1: nil, 2: connecting}, 0, 1, 1, 5},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			drv := &fakeDriver{name: "R-301", tags: []string{"TT-301"}, behave: func(_ context.Context, n int) error { return c.fail[n] }}
+			var logs bytes.Buffer
+			log := slog.New(slog.NewTextHandler(&logs, nil))
+			runFake(t, drv, device("R-301", interval, time.Minute), &recordingSink{}, log, newFakeClock(), c.stopAfter)
+			s := logs.String()
+			conn, down, up := strings.Count(s, `msg="device connecting"`), strings.Count(s, `msg="device down"`), strings.Count(s, `msg="device up"`)
+			if conn != c.connLogs || down != c.downLogs || up != c.upLogs {
+				t.Errorf("logged connecting %d, down %d, up %d; want %d, %d, %d:\n%s", conn, down, up, c.connLogs, c.downLogs, c.upLogs, s)
+			}
+		})
 	}
 }
