@@ -16,6 +16,7 @@ import (
 type flight struct {
 	stream      model.Stream
 	first, last uint64
+	recs        []model.Record // kept for a resend after a loss (recent.go)
 	records     int
 	tok         mqtt.Token
 	sent        time.Time
@@ -74,12 +75,14 @@ func (u *Uplink) serve(ctx context.Context, c *conn, acked *[len(model.Streams)]
 
 	s.publishStatus(StateOnline, "") // birth
 	s.subscribeCommands()
+	s.resendRecent()
 	err := s.loop(ctx)
 	u.connected.Store(false)
 	if ctx.Err() != nil {
 		s.shutdown()
 	} else {
 		u.noteError(err)
+		u.resendDue = true
 		u.log.Warn("broker connection ended", "broker", c.broker, "err", err, "in_flight_forgotten", s.open)
 		c.abort()
 	}
@@ -149,7 +152,7 @@ func (s *session) fill() error {
 			r := &s.events[0]
 			s.events = s.events[1:]
 			payload := s.u.enc.appendEvent(make([]byte, 0, 512), r)
-			s.publish(model.StreamEvent, r.Seq, r.Seq, 1, s.u.topicEvent, payload)
+			s.publish(model.StreamEvent, []model.Record{*r}, s.u.topicEvent, payload)
 			continue
 		}
 		recs, err := s.read(model.StreamData, s.u.batchMax)
@@ -166,7 +169,7 @@ func (s *session) fill() error {
 		}
 		payload := s.u.enc.appendDataReplay(make([]byte, 0, 128+len(recs)*192), recs, time.Now(), replay)
 		payload = s.u.compress.compress(payload)
-		s.publish(model.StreamData, recs[0].Seq, recs[len(recs)-1].Seq, len(recs), s.u.topicData, payload)
+		s.publish(model.StreamData, recs, s.u.topicData, payload)
 	}
 	return nil
 }
@@ -205,8 +208,10 @@ func (s *session) read(stream model.Stream, n int) ([]model.Record, error) {
 	return recs, nil
 }
 
-func (s *session) publish(stream model.Stream, first, last uint64, records int, topic string, payload []byte) {
-	f := &flight{stream: stream, first: first, last: last, records: records, sent: time.Now()}
+// publish sends one message of consecutive records.
+func (s *session) publish(stream model.Stream, recs []model.Record, topic string, payload []byte) {
+	first, last, records := recs[0].Seq, recs[len(recs)-1].Seq, len(recs)
+	f := &flight{stream: stream, first: first, last: last, records: records, recs: recs, sent: time.Now()}
 	f.tok = s.c.client.Publish(topic, 1, false, payload)
 	s.u.sent[stream] = max(s.u.sent[stream], last)
 	s.pending[stream] = append(s.pending[stream], f)
@@ -244,6 +249,8 @@ func (s *session) complete(f *flight) error {
 	}
 	f.done = true
 	s.progress = true
+	s.u.recent[f.stream].add(time.Now(), f.recs)
+	f.recs = nil
 	// PUBACKs may come out of order: each message's range is acknowledged
 	// on its own, the resume point only over an unbroken run.
 	s.u.src.Ack(f.stream, f.first, f.last)

@@ -70,7 +70,8 @@ type Stats struct {
 	AckedRecords     uint64
 	Reconnects       uint64 // connections lost or given up after having been up
 	ConnectFailures  uint64
-	InFlight         int // publishes awaiting PUBACK now
+	InFlight         int    // publishes awaiting PUBACK now
+	ResentRecords    uint64 // acknowledged records sent again after a lost connection (recent.go)
 	LastError        string
 	LastErrorAt      time.Time
 }
@@ -126,6 +127,11 @@ type Uplink struct {
 	// connection: anything at or below it that goes out again is marked
 	// as replayed. Only Run's goroutine touches it.
 	sent [len(model.Streams)]uint64
+	// recent is, per stream, the tail of messages acknowledged last, sent
+	// again after a lost connection (recent.go); resendDue says a
+	// connection was lost since. Only Run's goroutine touches them.
+	recent    [len(model.Streams)]recentAcks
+	resendDue bool
 
 	running   atomic.Bool
 	connected atomic.Bool
@@ -179,6 +185,9 @@ func New(opts Options, src Source) (*Uplink, error) {
 	// A broker that keeps the connection but never acknowledges a publish
 	// is as good as gone; keep-alive would not notice it.
 	u.ackTimeout = max(2*u.keepAlive, u.connectTimeout, 10*time.Second)
+	for i := range u.recent {
+		u.recent[i].max = u.inflight
+	}
 	prefix := strings.TrimSuffix(or(uc.TopicPrefix, defaultTopicPrefix), "/")
 	base := prefix + "/" + cfg.Gateway.ID + "/"
 	u.topicData, u.topicEvent, u.topicStatus = base+"data", base+"event", base+"status"

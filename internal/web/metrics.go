@@ -28,6 +28,7 @@ type collector struct {
 	appended, records, bytes, oldest, dropped            *prometheus.Desc
 	commits, fileBytes, commitOK                         *prometheus.Desc
 	connected, published, pubRecords, acked, ackRecords  *prometheus.Desc
+	resent                                               *prometheus.Desc
 	inflight, reconnects, connectFailures                *prometheus.Desc
 	alarms, alarmsColour                                 *prometheus.Desc
 	ilTripped, ilBypassed                                *prometheus.Desc
@@ -63,6 +64,7 @@ func newCollector(src Source) *collector {
 		pubRecords:      d("uplink_published_records_total", "Records in the published messages."),
 		acked:           d("uplink_acked_messages_total", "Messages the broker acknowledged."),
 		ackRecords:      d("uplink_acked_records_total", "Records in acknowledged messages."),
+		resent:          d("uplink_resent_records_total", "Acknowledged records published again after a lost connection, in case the broker lost them."),
 		inflight:        d("uplink_inflight_messages", "Publishes awaiting the broker's acknowledgement."),
 		reconnects:      d("uplink_reconnects_total", "Broker connections lost after having been up."),
 		connectFailures: d("uplink_connect_failures_total", "Failed attempts to connect to a broker."),
@@ -79,7 +81,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.info, c.uptime, c.polls, c.failures, c.overruns, c.pollSeconds, c.up, c.lastGood,
 		c.appended, c.records, c.bytes, c.oldest, c.dropped, c.commits, c.fileBytes, c.commitOK,
-		c.connected, c.published, c.pubRecords, c.acked, c.ackRecords, c.inflight, c.reconnects, c.connectFailures,
+		c.connected, c.published, c.pubRecords, c.acked, c.ackRecords, c.resent, c.inflight, c.reconnects, c.connectFailures,
 		c.alarms, c.alarmsColour, c.ilTripped, c.ilBypassed,
 	} {
 		ch <- d
@@ -146,6 +148,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.pubRecords, float64(u.PublishedRecords))
 	counter(c.acked, float64(u.AckedMsgs))
 	counter(c.ackRecords, float64(u.AckedRecords))
+	counter(c.resent, float64(u.ResentRecords))
 	gauge(c.inflight, float64(u.InFlight))
 	counter(c.reconnects, float64(u.Reconnects))
 	counter(c.connectFailures, float64(u.ConnectFailures))

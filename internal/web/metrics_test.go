@@ -107,6 +107,7 @@ func TestMetricsScrape(t *testing.T) {
 		"hazgate_uplink_acked_records_total":              dto.MetricType_COUNTER,
 		"hazgate_uplink_inflight_messages":                dto.MetricType_GAUGE,
 		"hazgate_uplink_reconnects_total":                 dto.MetricType_COUNTER,
+		"hazgate_uplink_resent_records_total":             dto.MetricType_COUNTER,
 		"hazgate_uplink_connect_failures_total":           dto.MetricType_COUNTER,
 		"hazgate_alarms_active":                           dto.MetricType_GAUGE,
 		"hazgate_alarms_active_by_colour":                 dto.MetricType_GAUGE,

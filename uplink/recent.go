@@ -1,0 +1,106 @@
+package uplink
+
+import (
+	"time"
+
+	"hazgate/internal/model"
+)
+
+// A PUBACK proves that the broker has a message, not that the platform
+// got it. Brokers acknowledge before they forward (mochi-mqtt writes the
+// PUBACK first; Mosquitto forwards in a later turn of its loop), so a
+// broker that dies right after acknowledging, or a broker without
+// persistence that restarts, takes acknowledged but undelivered messages
+// with it; the records are already gone from the gateway's buffer. The
+// uplink therefore remembers the last messages acknowledged on a
+// connection and, after that connection is lost, publishes them once more
+// on the next one, marked as replayed. That costs a few duplicates per
+// reconnection, which the platform drops by sequence number (§4.2 of
+// docs/uplink.md); an orderly shutdown resends nothing.
+const (
+	// recentWindow: messages acknowledged this long before the newest
+	// acknowledgement are sent again. Measured from the newest PUBACK, not
+	// from when the loss was noticed: a broker that vanishes silently is
+	// noticed only at the keep-alive timeout, and nothing is acknowledged
+	// in between.
+	recentWindow = 2 * time.Second
+)
+
+// recentAcks is one stream's tail of acknowledged messages, oldest first.
+// Only Run's goroutine touches it.
+type recentAcks struct {
+	msgs []ackedMsg
+	max  int // messages kept at most: the in-flight window
+}
+
+type ackedMsg struct {
+	at   time.Time
+	recs []model.Record
+}
+
+// add remembers a message acknowledged at t and forgets what is now
+// outside the window or beyond the cap.
+func (r *recentAcks) add(t time.Time, recs []model.Record) {
+	r.msgs = append(r.msgs, ackedMsg{at: t, recs: recs})
+	drop := 0
+	for drop < len(r.msgs) && (len(r.msgs)-drop > r.max || t.Sub(r.msgs[drop].at) > recentWindow) {
+		drop++
+	}
+	if drop > 0 {
+		n := copy(r.msgs, r.msgs[drop:])
+		clear(r.msgs[n:])
+		r.msgs = r.msgs[:n]
+	}
+}
+
+// tail returns the remembered messages in sequence order: PUBACKs may
+// have come out of order, the resend goes out in order.
+func (r *recentAcks) tail() [][]model.Record {
+	out := make([][]model.Record, 0, len(r.msgs))
+	for _, m := range r.msgs {
+		out = append(out, m.recs)
+	}
+	for i := 1; i < len(out); i++ { // insertion sort: nearly sorted, ≤ inflight
+		for j := i; j > 0 && out[j][0].Seq < out[j-1][0].Seq; j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out
+}
+
+// resendRecent publishes, at the start of a connection that follows a lost
+// one, the messages the previous connection had acknowledged last. They
+// are not tracked: their records left the buffer with the first PUBACK,
+// and the resume point is past them, so a PUBACK adds nothing and a loss
+// costs nothing that was not lost already.
+func (s *session) resendRecent() {
+	if !s.u.resendDue {
+		return
+	}
+	s.u.resendDue = false
+	now := time.Now()
+	var events, samples int
+	for _, stream := range []model.Stream{model.StreamEvent, model.StreamData} {
+		for _, recs := range s.u.recent[stream].tail() {
+			var payload []byte
+			topic := s.u.topicData
+			if stream == model.StreamEvent {
+				topic = s.u.topicEvent
+				payload = s.u.enc.appendEvent(make([]byte, 0, 512), &recs[0])
+				events++
+			} else {
+				payload = s.u.enc.appendDataReplay(make([]byte, 0, 128+len(recs)*192), recs, now, true)
+				payload = s.u.compress.compress(payload)
+				samples += len(recs)
+			}
+			s.c.client.Publish(topic, 1, false, payload)
+		}
+	}
+	if events+samples > 0 {
+		s.u.mu.Lock()
+		s.u.stats.ResentRecords += uint64(events + samples)
+		s.u.mu.Unlock()
+		s.u.log.Info("sent the last acknowledged records again: the previous connection was lost, and a broker may lose what it acknowledged but had not delivered yet",
+			"events", events, "samples", samples)
+	}
+}

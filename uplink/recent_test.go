@@ -1,0 +1,135 @@
+package uplink
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"hazgate/internal/model"
+)
+
+// forgetful acknowledges every publish and delivers none: a broker that
+// dies between its PUBACK and the delivery, made deterministic.
+type forgetful struct{ mochi.HookBase }
+
+func (*forgetful) ID() string           { return "forgetful" }
+func (*forgetful) Provides(b byte) bool { return b == mochi.OnPublish }
+func (*forgetful) OnPublish(_ *mochi.Client, pk packets.Packet) (packets.Packet, error) {
+	return pk, packets.CodeSuccessIgnore
+}
+
+// startForgetfulBroker returns the broker's URL and a function that kills it.
+func startForgetfulBroker(t *testing.T) (string, func()) {
+	t.Helper()
+	srv := mochi.New(&mochi.Options{Logger: discardLogger()})
+	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.AddHook(new(forgetful), nil); err != nil {
+		t.Fatal(err)
+	}
+	tcp := listeners.NewTCP(listeners.Config{ID: "forgetful", Address: "127.0.0.1:0"})
+	if err := srv.AddListener(tcp); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	kill := func() { once.Do(func() { _ = srv.Close() }) }
+	t.Cleanup(kill)
+	return "tcp://" + tcp.Address(), kill
+}
+
+// TestAcknowledgedThenLost: a broker acknowledges data and an alarm, and
+// dies before delivering them. The gateway has deleted those records from
+// its buffer, yet the platform gets them: the next connection carries the
+// last acknowledged messages again, data marked as replayed. What comes
+// after is sent once, unmarked.
+func TestAcknowledgedThenLost(t *testing.T) {
+	good := startBroker(t, "127.0.0.1:0")
+	col := newCollector()
+	col.subscribe(t, good)
+	lossy, kill := startForgetfulBroker(t)
+	src := newMemSource()
+	u, _ := runUplink(t, Options{Config: testConfig(lossy, good.URL())}, src)
+	eventually(t, 10*time.Second, "connected to the forgetful broker", u.Connected)
+
+	src.addData(30)
+	src.addEvent(alarm("LT-101", 18.7, 18.5))
+	eventually(t, 10*time.Second, "all acknowledged", func() bool {
+		return src.unacked(model.StreamData) == 0 && src.unacked(model.StreamEvent) == 0
+	})
+	if n := col.nSeen(model.StreamData) + col.nSeen(model.StreamEvent); n != 0 {
+		t.Fatalf("the forgetful broker delivered %d records; the test proves nothing", n)
+	}
+	kill()
+	eventually(t, 15*time.Second, "the lost records through the second broker", func() bool {
+		return col.nSeen(model.StreamData) == 30 && col.nSeen(model.StreamEvent) == 1
+	})
+	src.addData(10)
+	eventually(t, 10*time.Second, "fresh data", func() bool { return col.nSeen(model.StreamData) == 40 })
+	checkNoGaps(t, col, model.StreamData, 40)
+	if got := u.Stats().ResentRecords; got != 31 {
+		t.Errorf("ResentRecords = %d, want 31", got)
+	}
+
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	for _, d := range col.dataMsgs {
+		if fresh := d.SeqFirst > 30; d.Replay == fresh {
+			t.Errorf("data %d..%d: replay=%v, want %v", d.SeqFirst, d.SeqLast, d.Replay, !fresh)
+		}
+	}
+	if n := len(col.order[model.StreamData]); n != 40 {
+		t.Errorf("%d data records delivered, want 40: the fresh ones once", n)
+	}
+}
+
+// TestRecentAcksWindow: the resend tail keeps what was acknowledged within
+// recentWindow of the newest acknowledgement, at most max messages, and
+// gives them back in sequence order.
+func TestRecentAcksWindow(t *testing.T) {
+	msg := func(seq uint64) []model.Record { return []model.Record{{Seq: seq}} }
+	r := recentAcks{max: 3}
+	t0 := time.Now()
+	r.add(t0, msg(1))
+	r.add(t0.Add(time.Second), msg(3))
+	r.add(t0.Add(time.Second), msg(2)) // PUBACKs out of order
+	if got := firstSeqs(r.tail()); !equalSeqs(got, []uint64{1, 2, 3}) {
+		t.Errorf("tail %v, want [1 2 3]", got)
+	}
+	r.add(t0.Add(1500*time.Millisecond), msg(4)) // over max: 1 goes
+	if got := firstSeqs(r.tail()); !equalSeqs(got, []uint64{2, 3, 4}) {
+		t.Errorf("tail %v, want [2 3 4]", got)
+	}
+	r.add(t0.Add(time.Second+recentWindow+time.Millisecond), msg(5)) // 2 and 3 too old
+	if got := firstSeqs(r.tail()); !equalSeqs(got, []uint64{4, 5}) {
+		t.Errorf("tail %v, want [4 5]", got)
+	}
+}
+
+func firstSeqs(msgs [][]model.Record) []uint64 {
+	var out []uint64
+	for _, m := range msgs {
+		out = append(out, m[0].Seq)
+	}
+	return out
+}
+
+func equalSeqs(a, b []uint64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
