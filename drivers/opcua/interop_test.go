@@ -328,13 +328,16 @@ func TestInteropNodeOPCUASecure(t *testing.T) {
 }
 
 // TestInteropNodeOPCUAUntrusted: a server whose certificate is not in the
-// trust folder gets no session.
+// trust folder gets no session, and its certificate lands in the rejected
+// folder; moved into the trust folder, as an integrator would after
+// checking the thumbprint, it is trusted at the next attempt.
 func TestInteropNodeOPCUAUntrusted(t *testing.T) {
 	srv := startNodeServer(t, "--secure", "--user", "operator", "--password", "pw")
 	t.Setenv("HAZGATE_TEST_OPCUA_PW", "pw")
+	trust, certDir := t.TempDir(), t.TempDir()
 	o := &config.OPCUA{
 		SecurityPolicy: config.OPCUAPolicyBasic256Sha256, SecurityMode: config.OPCUAModeSign,
-		Username: "operator", PasswordEnv: "HAZGATE_TEST_OPCUA_PW", TrustDir: t.TempDir(), CertDir: t.TempDir(),
+		Username: "operator", PasswordEnv: "HAZGATE_TEST_OPCUA_PW", TrustDir: trust, CertDir: certDir,
 	}
 	d := newDriver(t, interopDevice(srv.endpoint(), o, reactorTags[0]))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -342,6 +345,19 @@ func TestInteropNodeOPCUAUntrusted(t *testing.T) {
 	_, err := d.Poll(ctx)
 	if err == nil || !strings.Contains(err.Error(), "is not trusted") {
 		t.Fatalf("untrusted server: %v, want 'is not trusted'", err)
+	}
+	rejected, _ := filepath.Glob(filepath.Join(certDir, RejectedDirName, "*.der"))
+	if len(rejected) != 1 {
+		t.Fatalf("rejected folder holds %v, want the server's certificate", rejected)
+	}
+	if b, _ := os.ReadFile(rejected[0]); !bytes.Equal(b, srv.certificate()) {
+		t.Fatalf("%s is not the server's certificate", rejected[0])
+	}
+	if err := os.Rename(rejected[0], filepath.Join(trust, filepath.Base(rejected[0]))); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := pollUntil(t, d, 250*time.Millisecond, 30*time.Second, allGood); !allGood(s, err) {
+		t.Fatalf("after trusting the rejected certificate: %v %+v", err, s)
 	}
 }
 

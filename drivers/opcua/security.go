@@ -184,9 +184,17 @@ func Thumbprint(der []byte) string {
 	return strings.ToUpper(hex.EncodeToString(sum[:]))
 }
 
+// RejectedDirName is the folder inside CertDir where the certificate of
+// a server the gateway did not trust is saved, so that the integrator can
+// check it with the plant's OPC UA administrator and move it into
+// trust_dir (the convention of UaExpert and node-opcua's pki/rejected).
+const RejectedDirName = "rejected"
+
 // trust checks the server's certificate before the gateway encrypts
 // anything for it: it must equal the pinned server_cert_file, or be in
-// trust_dir, or be signed by a CA certificate there.
+// trust_dir, or be signed by a CA certificate there; and no certificate
+// revocation list in trust_dir, signed by a CA there, may list it. A
+// certificate refused is saved in the rejected folder.
 func (d *Driver) trust(serverCert []byte) error {
 	if len(serverCert) == 0 {
 		return errors.New("the server sent no certificate for a secure endpoint")
@@ -196,13 +204,26 @@ func (d *Driver) trust(serverCert []byte) error {
 		return fmt.Errorf("server certificate: %w", err)
 	}
 	who := fmt.Sprintf("server certificate %q (thumbprint %s)", cert.Subject.CommonName, Thumbprint(serverCert))
+	err = d.checkTrust(cert, who)
+	if err == nil {
+		return nil
+	}
+	if saved, serr := d.saveRejected(cert); serr != nil {
+		d.log.Debug("rejected server certificate not saved", "err", serr)
+	} else if saved != "" {
+		err = fmt.Errorf("%w; saved as %s", err, saved)
+	}
+	return err
+}
+
+func (d *Driver) checkTrust(cert *x509.Certificate, who string) error {
 	if f := d.opts.ServerCertFile; f != "" {
 		pinned, err := readCertificate(f)
 		if err != nil {
 			return err
 		}
-		if bytes.Equal(pinned, serverCert) {
-			return nil
+		if bytes.Equal(pinned, cert.Raw) {
+			return nil // a pin is an explicit decision: no revocation check
 		}
 		if d.opts.TrustDir == "" {
 			return fmt.Errorf("%s is not the pinned server_cert_file %s (thumbprint %s)", who, f, Thumbprint(pinned))
@@ -214,26 +235,124 @@ func (d *Driver) trust(serverCert []byte) error {
 		return fmt.Errorf("trust_dir: %w", err)
 	}
 	roots := x509.NewCertPool()
+	var cas []*x509.Certificate
+	var crls []namedCRL
+	listed := false
 	for _, e := range entries {
 		if e.IsDir() {
 			continue
 		}
-		c, err := readCertificate(filepath.Join(dir, e.Name()))
+		path := filepath.Join(dir, e.Name())
+		c, err := readCertificate(path)
 		if err != nil {
-			d.log.Debug("trust_dir: not a certificate, ignored", "file", e.Name(), "err", err)
+			if crl, cerr := readCRL(path); cerr == nil {
+				crls = append(crls, namedCRL{file: e.Name(), crl: crl})
+			} else {
+				d.log.Debug("trust_dir: neither a certificate nor a revocation list, ignored", "file", e.Name(), "err", err)
+			}
 			continue
 		}
-		if bytes.Equal(c, serverCert) {
-			return nil
+		if bytes.Equal(c, cert.Raw) {
+			listed = true
 		}
 		if parsed, err := x509.ParseCertificate(c); err == nil && parsed.IsCA {
 			roots.AddCert(parsed)
+			cas = append(cas, parsed)
 		}
 	}
-	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err == nil {
-		return nil
+	chain := []*x509.Certificate{cert}
+	if !listed {
+		chains, err := cert.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+		if err != nil {
+			return fmt.Errorf("%s is not trusted: it is neither in trust_dir %s nor signed by a CA there (after checking it with the plant's OPC UA administrator, copy it there; `hazgate opcua browse` shows it)", who, dir)
+		}
+		chain = chains[0][:len(chains[0])-1] // the root is trusted as such
 	}
-	return fmt.Errorf("%s is not trusted: it is neither in trust_dir %s nor signed by a CA there (after checking it with the plant's OPC UA administrator, copy it there; `hazgate opcua browse` shows it)", who, dir)
+	return d.checkRevoked(chain, who, cas, crls)
+}
+
+// namedCRL is a revocation list read from trust_dir.
+type namedCRL struct {
+	file string
+	crl  *x509.RevocationList
+}
+
+// checkRevoked refuses a certificate of chain that a revocation list lists,
+// when a CA in trust_dir signed that list. An out-of-date list still
+// counts, with a warning: refusing every server because the plant's PKI
+// administrator was late with a new list would stop the monitoring, which
+// is worse than trusting a list a few days old.
+func (d *Driver) checkRevoked(chain []*x509.Certificate, who string, cas []*x509.Certificate, crls []namedCRL) error {
+	for _, l := range crls {
+		var issuer *x509.Certificate
+		for _, ca := range cas {
+			if bytes.Equal(ca.RawSubject, l.crl.RawIssuer) && l.crl.CheckSignatureFrom(ca) == nil {
+				issuer = ca
+				break
+			}
+		}
+		if issuer == nil {
+			d.log.Warn("trust_dir: revocation list not signed by a CA certificate in trust_dir, ignored", "file", l.file)
+			continue
+		}
+		if !l.crl.NextUpdate.IsZero() && time.Now().After(l.crl.NextUpdate) {
+			d.log.Warn("trust_dir: revocation list out of date, still applied: ask for a new one", "file", l.file, "next_update", l.crl.NextUpdate)
+		}
+		for _, c := range chain {
+			if !bytes.Equal(c.RawIssuer, l.crl.RawIssuer) {
+				continue
+			}
+			for _, r := range l.crl.RevokedCertificateEntries {
+				if r.SerialNumber != nil && r.SerialNumber.Cmp(c.SerialNumber) == 0 {
+					return fmt.Errorf("%s is revoked: %q (serial %s) is listed in %s since %s", who, c.Subject.CommonName, c.SerialNumber, l.file, r.RevocationTime.UTC().Format(time.RFC3339))
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// readCRL reads a certificate revocation list, PEM ("X509 CRL") or DER.
+func readCRL(path string) (*x509.RevocationList, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if block, _ := pem.Decode(b); block != nil {
+		if block.Type != "X509 CRL" {
+			return nil, fmt.Errorf("PEM block is %q, not X509 CRL", block.Type)
+		}
+		b = block.Bytes
+	}
+	return x509.ParseRevocationList(b)
+}
+
+// saveRejected writes a refused server certificate into the rejected
+// folder as "<common name> [<thumbprint>].der" and returns its path; it
+// writes nothing when the file is there already (the gateway retries a
+// refused server with back-off) or when there is no data directory.
+func (d *Driver) saveRejected(cert *x509.Certificate) (string, error) {
+	if d.opts.CertDir == "" {
+		return "", nil
+	}
+	dir := filepath.Join(d.opts.CertDir, RejectedDirName)
+	name := strings.Map(func(r rune) rune {
+		if r == '/' || r == '\\' || r < ' ' {
+			return '_'
+		}
+		return r
+	}, cert.Subject.CommonName)
+	path := filepath.Join(dir, fmt.Sprintf("%s [%s].der", name, Thumbprint(cert.Raw)))
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("rejected folder: %w", err)
+	}
+	if err := os.WriteFile(path, cert.Raw, 0o644); err != nil {
+		return "", fmt.Errorf("rejected folder: %w", err)
+	}
+	return path, nil
 }
 
 // password reads the user's password from its file or environment

@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -72,7 +73,7 @@ func selfSigned(t *testing.T, cn string, ca bool, parent *x509.Certificate, pare
 		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 		IsCA: ca, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign | x509.KeyUsageKeyEncipherment,
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageKeyEncipherment,
 	}
 	if parent == nil {
 		parent, parentKey = tmpl, key
@@ -157,5 +158,93 @@ func TestPassword(t *testing.T) {
 	}
 	if _, err := password(config.OPCUA{Username: "op", PasswordEnv: "HAZGATE_TEST_UNSET_PW"}); err == nil {
 		t.Error("an unset variable gave a password")
+	}
+}
+
+// TestTrustRevocationAndRejected: a revocation list in trust_dir, signed
+// by the CA there, refuses the certificate it lists and only that one; a
+// list signed by someone else is ignored; a refused certificate is saved
+// once in <data>/opcua/rejected for the integrator to inspect.
+func TestTrustRevocationAndRejected(t *testing.T) {
+	ca, caKey := selfSigned(t, "plant CA", true, nil, nil)
+	revoked, _ := selfSigned(t, "dcs-old", false, ca, caKey)
+	good, _ := selfSigned(t, "dcs-new", false, ca, caKey)
+	stranger, strangerKey := selfSigned(t, "not the plant CA", true, nil, nil)
+
+	crl := func(issuer *x509.Certificate, key *rsa.PrivateKey, next time.Time, serials ...*big.Int) []byte {
+		var entries []x509.RevocationListEntry
+		for _, s := range serials {
+			entries = append(entries, x509.RevocationListEntry{SerialNumber: s, RevocationTime: time.Now().Add(-time.Minute)})
+		}
+		der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+			Number: big.NewInt(1), ThisUpdate: next.Add(-48 * time.Hour), NextUpdate: next,
+			RevokedCertificateEntries: entries,
+		}, issuer, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})
+	}
+	folder := func(files map[string][]byte) string {
+		dir := t.TempDir()
+		for name, b := range files {
+			if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return dir
+	}
+	withCRL := folder(map[string][]byte{"ca.der": ca.Raw, "ca.crl": crl(ca, caKey, time.Now().Add(24*time.Hour), revoked.SerialNumber)})
+	// Out of date: still applied (with a warning).
+	staleCRL := folder(map[string][]byte{"ca.der": ca.Raw, "ca.crl": crl(ca, caKey, time.Now().Add(-time.Hour), revoked.SerialNumber)})
+	// A list with the right issuer name but signed by another key.
+	forged := folder(map[string][]byte{"ca.der": ca.Raw, "stranger.der": stranger.Raw, "ca.crl": crl(ca, strangerKey, time.Now().Add(time.Hour), revoked.SerialNumber)})
+	// Listing the certificate itself does not override the revocation.
+	leafListed := folder(map[string][]byte{"ca.der": ca.Raw, "dcs-old.der": revoked.Raw, "ca.crl": crl(ca, caKey, time.Now().Add(time.Hour), revoked.SerialNumber)})
+
+	cases := []struct {
+		name  string
+		trust string
+		cert  *x509.Certificate
+		ok    bool
+	}{
+		{"revoked", withCRL, revoked, false},
+		{"not revoked", withCRL, good, true},
+		{"revoked, list out of date", staleCRL, revoked, false},
+		{"list signed by another key", forged, revoked, true},
+		{"revoked, certificate itself in the folder", leafListed, revoked, false},
+	}
+	for _, c := range cases {
+		data := t.TempDir()
+		d, err := New(config.Device{Name: "dcs", Address: "opc.tcp://127.0.0.1:4840", OPCUA: &config.OPCUA{TrustDir: c.trust, CertDir: data}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = d.trust(c.cert.Raw)
+		if (err == nil) != c.ok {
+			t.Errorf("%s: trust = %v, want ok %v", c.name, err, c.ok)
+			continue
+		}
+		saved, _ := filepath.Glob(filepath.Join(data, RejectedDirName, "*.der"))
+		if c.ok {
+			if len(saved) != 0 {
+				t.Errorf("%s: trusted, yet saved as rejected: %v", c.name, saved)
+			}
+			continue
+		}
+		if !strings.Contains(err.Error(), "revoked") || !strings.Contains(err.Error(), c.cert.SerialNumber.String()) {
+			t.Errorf("%s: error %q does not say revoked with the serial", c.name, err)
+		}
+		if len(saved) != 1 {
+			t.Fatalf("%s: rejected folder holds %v, want the one certificate", c.name, saved)
+		}
+		if b, _ := os.ReadFile(saved[0]); !bytes.Equal(b, c.cert.Raw) || !strings.Contains(err.Error(), saved[0]) {
+			t.Errorf("%s: %s is not the refused certificate, or the error %q does not name it", c.name, saved[0], err)
+		}
+		// A second refusal (the gateway retries) leaves the one file.
+		_ = d.trust(c.cert.Raw)
+		if again, _ := filepath.Glob(filepath.Join(data, RejectedDirName, "*")); len(again) != 1 {
+			t.Errorf("%s: after a retry the rejected folder holds %v", c.name, again)
+		}
 	}
 }
