@@ -85,11 +85,11 @@ func LineLoads(cfg *config.Config) []LineLoad {
 		var poll time.Duration
 		for _, r := range d.plan {
 			chars := rtuReadRequest + rtuReadAnswer + answerBytes(r)
-			poll += time.Duration(chars)*s.CharTime() + 2*s.Silence()
+			poll += time.Duration(chars)*s.CharTime() + 2*s.Silence() + s.TurnAround()
 		}
 		// A silent slave: its first request goes out and waits the
 		// timeout; the poll stops there.
-		silent := time.Duration(rtuReadRequest)*s.CharTime() + s.Silence() + time.Duration(dev.Timeout)
+		silent := time.Duration(rtuReadRequest)*s.CharTime() + s.Silence() + s.TurnAround() + time.Duration(dev.Timeout)
 		c := cost{dev.Name, perSecond(poll, dev.Interval), perSecond(silent, dev.Interval)}
 		costs[key] = append(costs[key], c)
 		l.Devices++

@@ -71,3 +71,17 @@ func TestLineLoads(t *testing.T) {
 		t.Errorf("warnings %q, want none", w)
 	}
 }
+
+// RS-485 mode's delays hold the line before and after each request: a
+// 5 ms + 5 ms turnaround per request at 10 polls a second is 100 ms more
+// line time a second per detector.
+func TestLineLoadsCountRS485Delays(t *testing.T) {
+	plain := LineLoads(lineConfig(t, 1, "100ms", "50ms"))[0]
+	cfg := lineConfig(t, 1, "100ms", "50ms")
+	cfg.Devices[1].Serial.RS485 = &config.RS485{RTSOnSend: config.RTSHigh,
+		DelayBeforeSend: config.Duration(5 * time.Millisecond), DelayAfterSend: config.Duration(5 * time.Millisecond)}
+	withDelays := LineLoads(cfg)[0]
+	if d := withDelays.Busy - plain.Busy; d != 100*time.Millisecond {
+		t.Errorf("RS-485 delays add %v of line time a second, want 100ms", d)
+	}
+}

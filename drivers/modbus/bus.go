@@ -55,9 +55,21 @@ type busResult struct {
 }
 
 // NewSerialBus is the bus on a serial port. The port is configured from
-// s (baud, data bits, parity, stop bits) when it is opened.
+// s (baud, data bits, parity, stop bits, and the kernel's RS-485 mode when
+// s.RS485 is set) when it is opened.
 func NewSerialBus(s config.Serial, log *slog.Logger) *Bus {
 	cfg := serial.Config{Address: s.Port, BaudRate: s.Baud, DataBits: s.DataBits, StopBits: s.StopBits, Parity: s.Parity}
+	if r := s.RS485; r != nil {
+		high := r.RTSOnSend != config.RTSLow
+		cfg.RS485 = serial.RS485Config{
+			Enabled:            true,
+			DelayRtsBeforeSend: time.Duration(r.DelayBeforeSend),
+			DelayRtsAfterSend:  time.Duration(r.DelayAfterSend),
+			RtsHighDuringSend:  high,
+			RtsHighAfterSend:   !high,
+			RxDuringTx:         false, // a half-duplex line would echo our own request
+		}
+	}
 	return newBus(&serialLine{cfg: cfg}, s.Silence(), s.CharTime(), log)
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -127,6 +128,11 @@ func (l *serialLine) open(ctx context.Context) (bool, error) {
 	cfg := l.cfg
 	cfg.Timeout = pollStep
 	p, err := serial.Open(&cfg)
+	var sysErr *os.SyscallError
+	if err != nil && cfg.RS485.Enabled && errors.As(err, &sysErr) && strings.Contains(sysErr.Syscall, "RS485") {
+		// goburrow/serial names only the ioctl; say what it means on site.
+		err = fmt.Errorf("%s: the port refused the kernel's RS-485 mode (%w): its driver has none; remove serial.rs485 if the adapter switches the line's direction by itself", cfg.Address, err)
+	}
 	if err != nil {
 		return false, sortLineError("open", err, ctx)
 	}

@@ -17,6 +17,46 @@ type Serial struct {
 	DataBits int    `yaml:"data_bits"` // 8 (RTU frames are 8-bit); default 8
 	Parity   string `yaml:"parity"`    // N, E or O; default E (the Modbus default)
 	StopBits int    `yaml:"stop_bits"` // 1 or 2; default 1
+	// RS485, when present, switches a local UART into the kernel's RS-485
+	// mode (TIOCSRS485): the driver raises RTS, wired to the transceiver's
+	// driver-enable pin, for exactly the time a frame is on the wire.
+	// Needed on boards whose UART drives an RS-485 transceiver directly;
+	// USB adapters and converters switch direction by themselves.
+	RS485 *RS485 `yaml:"rs485"`
+}
+
+// RS485 is the kernel RS-485 mode of a serial port (modbus-rtu only).
+type RS485 struct {
+	RTSOnSend       string   `yaml:"rts_on_send"`       // RTS level while sending: high (default) or low; the other level otherwise
+	DelayBeforeSend Duration `yaml:"delay_before_send"` // RTS set this long before the first bit; whole ms, 0..100ms, default 0
+	DelayAfterSend  Duration `yaml:"delay_after_send"`  // RTS kept this long after the last bit; whole ms, 0..100ms, default 0
+}
+
+// RS485 defaults.
+const (
+	RTSHigh          = "high"
+	RTSLow           = "low"
+	DefaultRTSOnSend = RTSHigh
+	MaxRS485Delay    = Duration(100 * time.Millisecond)
+)
+
+// sameLine reports whether two lines have the same settings, port aside.
+func sameLine(a, b Serial) bool {
+	ra, rb := a.RS485, b.RS485
+	a.Port, b.Port, a.RS485, b.RS485 = "", "", nil, nil
+	if a != b || (ra == nil) != (rb == nil) {
+		return false
+	}
+	return ra == nil || *ra == *rb
+}
+
+// TurnAround is what RS-485 mode adds to each frame on the line: RTS set
+// before the first bit and held after the last.
+func (s Serial) TurnAround() time.Duration {
+	if s.RS485 == nil {
+		return 0
+	}
+	return time.Duration(s.RS485.DelayBeforeSend + s.RS485.DelayAfterSend)
 }
 
 // Serial defaults (Modbus over Serial Line v1.02, 2.5.1: even parity is the

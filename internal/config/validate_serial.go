@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 var (
@@ -53,9 +54,7 @@ func (v *validator) serial(c *Config) {
 			lines[key] = &line{path: path, s: *d.Serial, units: map[int]string{d.UnitID: path}}
 			continue
 		}
-		s, first := *d.Serial, l.s
-		s.Port, first.Port = "", ""
-		if s != first {
+		if !sameLine(*d.Serial, l.s) {
 			v.report(path+".serial", "%s is also used by %s at line %d with other settings (%s there, %s here): devices on one line share its settings",
 				strings.TrimPrefix(key, "serial "), l.path, v.line(l.path+".name"), describeLine(l.s), describeLine(*d.Serial))
 		}
@@ -126,6 +125,40 @@ func (v *validator) serialLine(d *Device, path string) bool {
 		v.report(path+".stop_bits", "%d is not 1 or 2", s.StopBits)
 		ok = false
 	}
+	if s.RS485 != nil && !v.rs485(d, path+".rs485") {
+		ok = false
+	}
+	return ok
+}
+
+// rs485 fills in the defaults of a line's RS-485 mode and checks it.
+func (v *validator) rs485(d *Device, path string) bool {
+	r := d.Serial.RS485
+	if d.Protocol != ProtocolModbusRTU {
+		v.report(path, "is only for a local serial port (protocol %s): a converter switches the line's direction by itself (remove it)", ProtocolModbusRTU)
+		return false
+	}
+	if r.RTSOnSend == "" {
+		r.RTSOnSend = DefaultRTSOnSend
+	}
+	ok := true
+	if r.RTSOnSend != RTSHigh && r.RTSOnSend != RTSLow {
+		v.report(path+".rts_on_send", "%q is not high or low (the RTS level that enables the transceiver's driver)", r.RTSOnSend)
+		ok = false
+	}
+	for _, f := range []struct {
+		name string
+		d    Duration
+	}{{"delay_before_send", r.DelayBeforeSend}, {"delay_after_send", r.DelayAfterSend}} {
+		switch {
+		case f.d < 0 || f.d > MaxRS485Delay:
+			v.report(path+"."+f.name, "%s is out of range (0 to %s)", f.d, MaxRS485Delay)
+			ok = false
+		case time.Duration(f.d)%time.Millisecond != 0:
+			v.report(path+"."+f.name, "%s is not a whole number of milliseconds (the kernel counts in ms)", f.d)
+			ok = false
+		}
+	}
 	return ok
 }
 
@@ -153,7 +186,11 @@ func (v *validator) writableTags(d *Device, path string) {
 }
 
 func describeLine(s Serial) string {
-	return fmt.Sprintf("%d %d%s%d", s.Baud, s.DataBits, s.Parity, s.StopBits)
+	line := fmt.Sprintf("%d %d%s%d", s.Baud, s.DataBits, s.Parity, s.StopBits)
+	if r := s.RS485; r != nil {
+		line += fmt.Sprintf(" + RS-485 mode (RTS %s, %s before, %s after)", r.RTSOnSend, r.DelayBeforeSend, r.DelayAfterSend)
+	}
+	return line
 }
 
 func containsInt(list []int, x int) bool {

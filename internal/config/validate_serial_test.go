@@ -99,6 +99,23 @@ func TestSerialProblems(t *testing.T) {
 			`plant.yaml:11:72: devices[0].tags[2].writable: discrete inputs are read-only in Modbus (only coil and holding tags can be writable)`,
 			`plant.yaml:12:80: devices[1].serial.port: is not used with modbus-rtu-tcp: the converter is at address (remove port)`,
 		},
+	}, {
+		name: "rs485",
+		devices: `  - name: a
+    protocol: modbus-rtu
+    serial: {port: /dev/ttyS1, rs485: {rts_on_send: up, delay_before_send: 150ms, delay_after_send: 1500us}}
+    tags: [{name: A, kind: count, area: holding, address: 0}]
+  - {name: b, protocol: modbus-rtu, unit_id: 2, serial: {port: /dev/ttyS2, rs485: {}}, tags: [{name: B, kind: count, area: holding, address: 0}]}
+  - {name: c, protocol: modbus-rtu, unit_id: 3, serial: {port: /dev/ttyS2}, tags: [{name: C, kind: count, area: holding, address: 0}]}
+  - {name: d, protocol: modbus-rtu-tcp, address: 10.0.0.5:4001, serial: {rs485: {}}, tags: [{name: D, kind: count, area: holding, address: 0}]}
+`,
+		want: []string{
+			`plant.yaml:6:53: devices[0].serial.rs485.rts_on_send: "up" is not high or low (the RTS level that enables the transceiver's driver)`,
+			`plant.yaml:6:76: devices[0].serial.rs485.delay_before_send: 150ms is out of range (0 to 100ms)`,
+			`plant.yaml:6:101: devices[0].serial.rs485.delay_after_send: 1.5ms is not a whole number of milliseconds (the kernel counts in ms)`,
+			`plant.yaml:9:57: devices[2].serial: /dev/ttyS2 is also used by devices[1] at line 8 with other settings (9600 8E1 + RS-485 mode (RTS high, 0s before, 0s after) there, 9600 8E1 here): devices on one line share its settings`,
+			`plant.yaml:10:81: devices[3].serial.rs485: is only for a local serial port (protocol modbus-rtu): a converter switches the line's direction by itself (remove it)`,
+		},
 	}}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
