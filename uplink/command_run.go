@@ -202,13 +202,7 @@ func (s *session) resend(stream string, first, last uint64) (n int, lo, hi uint6
 			lo = recs[0].Seq
 		}
 		hi = recs[len(recs)-1].Seq
-		if st == model.StreamData {
-			s.c.client.Publish(s.u.topicData, 1, false, s.u.enc.appendDataReplay(nil, recs, time.Now(), true))
-		} else {
-			for i := range recs {
-				s.c.client.Publish(s.u.topicEvent, 1, false, s.u.enc.appendEvent(nil, &recs[i]))
-			}
-		}
+		s.publishAgain(st, recs)
 		n += len(recs)
 		after = hi
 	}

@@ -1,6 +1,7 @@
 package uplink
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -105,6 +106,8 @@ func TestCommands(t *testing.T) {
 			Acker: acker,
 		},
 	}
+	// Compressed, so that the test sees the resent data compressed as well.
+	opts.Config.Uplink.Compression = config.CompressionZstd
 	u, _ := runUplink(t, opts, src)
 	eventually(t, 10*time.Second, "connected and data delivered", func() bool { return u.Connected() && col.nSeen(model.StreamData) == 250 })
 
@@ -194,6 +197,13 @@ func TestCommands(t *testing.T) {
 		}
 		return false
 	})
+	col.mu.Lock()
+	for _, m := range col.raw {
+		if strings.HasSuffix(m.Topic, "/data") && !bytes.HasPrefix(m.Payload, zstdMagic) {
+			t.Errorf("a data payload is not zstd as configured: %.40q", m.Payload)
+		}
+	}
+	col.mu.Unlock()
 
 	// Every command was recorded as an event and reached the platform.
 	want := 2 + len(cases)

@@ -78,22 +78,15 @@ func (s *session) resendRecent() {
 		return
 	}
 	s.u.resendDue = false
-	now := time.Now()
 	var events, samples int
 	for _, stream := range []model.Stream{model.StreamEvent, model.StreamData} {
 		for _, recs := range s.u.recent[stream].tail() {
-			var payload []byte
-			topic := s.u.topicData
+			s.publishAgain(stream, recs)
 			if stream == model.StreamEvent {
-				topic = s.u.topicEvent
-				payload = s.u.enc.appendEvent(make([]byte, 0, 512), &recs[0])
-				events++
+				events += len(recs)
 			} else {
-				payload = s.u.enc.appendDataReplay(make([]byte, 0, 128+len(recs)*192), recs, now, true)
-				payload = s.u.compress.compress(payload)
 				samples += len(recs)
 			}
-			s.c.client.Publish(topic, 1, false, payload)
 		}
 	}
 	if events+samples > 0 {
@@ -103,4 +96,18 @@ func (s *session) resendRecent() {
 		s.u.log.Info("sent the last acknowledged records again: the previous connection was lost, and a broker may lose what it acknowledged but had not delivered yet",
 			"events", events, "samples", samples)
 	}
+}
+
+// publishAgain publishes consecutive records of one stream once more,
+// untracked: data as one message marked as replayed and compressed as
+// configured, events one message each (as the first time).
+func (s *session) publishAgain(stream model.Stream, recs []model.Record) {
+	if stream == model.StreamEvent {
+		for i := range recs {
+			s.c.client.Publish(s.u.topicEvent, 1, false, s.u.enc.appendEvent(make([]byte, 0, 512), &recs[i]))
+		}
+		return
+	}
+	payload := s.u.enc.appendDataReplay(make([]byte, 0, 128+len(recs)*192), recs, time.Now(), true)
+	s.c.client.Publish(s.u.topicData, 1, false, s.u.compress.compress(payload))
 }
