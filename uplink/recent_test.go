@@ -1,6 +1,7 @@
 package uplink
 
 import (
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -101,15 +102,15 @@ func TestRecentAcksWindow(t *testing.T) {
 	r.add(t0, msg(1))
 	r.add(t0.Add(time.Second), msg(3))
 	r.add(t0.Add(time.Second), msg(2)) // PUBACKs out of order
-	if got := firstSeqs(r.tail()); !equalSeqs(got, []uint64{1, 2, 3}) {
+	if got := firstSeqs(r.tail()); !slices.Equal(got, []uint64{1, 2, 3}) {
 		t.Errorf("tail %v, want [1 2 3]", got)
 	}
 	r.add(t0.Add(1500*time.Millisecond), msg(4)) // over max: 1 goes
-	if got := firstSeqs(r.tail()); !equalSeqs(got, []uint64{2, 3, 4}) {
+	if got := firstSeqs(r.tail()); !slices.Equal(got, []uint64{2, 3, 4}) {
 		t.Errorf("tail %v, want [2 3 4]", got)
 	}
 	r.add(t0.Add(time.Second+recentWindow+time.Millisecond), msg(5)) // 2 and 3 too old
-	if got := firstSeqs(r.tail()); !equalSeqs(got, []uint64{4, 5}) {
+	if got := firstSeqs(r.tail()); !slices.Equal(got, []uint64{4, 5}) {
 		t.Errorf("tail %v, want [4 5]", got)
 	}
 }
@@ -120,16 +121,4 @@ func firstSeqs(msgs [][]model.Record) []uint64 {
 		out = append(out, m[0].Seq)
 	}
 	return out
-}
-
-func equalSeqs(a, b []uint64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
