@@ -129,6 +129,7 @@ func modbusReadFlags(args []string, stderr io.Writer) (config.Device, int, error
 	order := fs.String("order", "ABCD", "byte order")
 	bit := fs.Int("bit", 0, "bit of the register for --type bit")
 	timeout := fs.Duration("timeout", time.Second, "answer timeout")
+	rs485 := fs.String("rs485", "", "kernel RS-485 mode with RTS high or low while sending (--rtu, on a UART wired to the transceiver's DE pin)")
 	if err := fs.Parse(args); err != nil {
 		return config.Device{}, 0, err
 	}
@@ -149,6 +150,15 @@ func modbusReadFlags(args []string, stderr io.Writer) (config.Device, int, error
 	default:
 		dev.Protocol = config.ProtocolModbusRTU
 		dev.Serial = &config.Serial{Port: *rtu, Baud: *baud, DataBits: 8, Parity: strings.ToUpper(*parity), StopBits: *stop}
+		if *rs485 != "" {
+			if *rs485 != config.RTSHigh && *rs485 != config.RTSLow {
+				return dev, 0, fmt.Errorf("--rs485 %q: high or low (the RTS level while sending)", *rs485)
+			}
+			dev.Serial.RS485 = &config.RS485{RTSOnSend: *rs485}
+		}
+	}
+	if *rs485 != "" && dev.Serial == nil {
+		return dev, 0, fmt.Errorf("--rs485 is for --rtu: a converter switches the line's direction by itself")
 	}
 	if *addr < 0 || *addr > 65535 {
 		return dev, 0, fmt.Errorf("--addr %d: give the first address, 0..65535", *addr)

@@ -67,6 +67,8 @@ func TestModbusReadUsage(t *testing.T) {
 		{}, {"write"}, {"read"}, {"read", "--tcp", "a:1", "--rtu", "/dev/x", "--addr", "0"},
 		{"read", "--tcp", "127.0.0.1:1"}, {"read", "--tcp", "127.0.0.1:1", "--addr", "0", "--count", "0"},
 		{"read", "--tcp", "127.0.0.1:1", "--addr", "0", "--type", "float16"},
+		{"read", "--tcp", "127.0.0.1:1", "--addr", "0", "--rs485", "high"},
+		{"read", "--rtu", "/dev/ttyS1", "--addr", "0", "--rs485", "up"},
 	} {
 		if out, code := runModbus(t, args...); code != exitUsage {
 			t.Errorf("%q: exit %d, want 2\n%s", args, code, out)

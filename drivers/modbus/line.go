@@ -131,7 +131,7 @@ func (l *serialLine) open(ctx context.Context) (bool, error) {
 	var sysErr *os.SyscallError
 	if err != nil && cfg.RS485.Enabled && errors.As(err, &sysErr) && strings.Contains(sysErr.Syscall, "RS485") {
 		// goburrow/serial names only the ioctl; say what it means on site.
-		err = fmt.Errorf("%s: the port refused the kernel's RS-485 mode (%w): its driver has none; remove serial.rs485 if the adapter switches the line's direction by itself", cfg.Address, err)
+		err = fmt.Errorf("%s: the port refused the kernel's RS-485 mode (%w): its driver has none; remove serial.rs485 (or --rs485) if the adapter switches the line's direction by itself", cfg.Address, err)
 	}
 	if err != nil {
 		return false, sortLineError("open", err, ctx)
