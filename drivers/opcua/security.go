@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode"
 
 	"hazgate/internal/config"
 )
@@ -234,7 +235,7 @@ func (d *Driver) checkTrust(cert *x509.Certificate, who string) error {
 	if err != nil {
 		return fmt.Errorf("trust_dir: %w", err)
 	}
-	roots := x509.NewCertPool()
+	roots, intermediates := x509.NewCertPool(), x509.NewCertPool()
 	var cas []*x509.Certificate
 	var crls []namedCRL
 	listed := false
@@ -245,9 +246,14 @@ func (d *Driver) checkTrust(cert *x509.Certificate, who string) error {
 		path := filepath.Join(dir, e.Name())
 		c, err := readCertificate(path)
 		if err != nil {
-			if crl, cerr := readCRL(path); cerr == nil {
+			crl, cerr := readCRL(path)
+			switch {
+			case cerr == nil:
 				crls = append(crls, namedCRL{file: e.Name(), crl: crl})
-			} else {
+			case strings.EqualFold(filepath.Ext(e.Name()), ".crl"):
+				// A damaged list would quietly turn revocation off.
+				d.log.Warn("trust_dir: revocation list unreadable, not applied: replace it", "file", e.Name(), "err", cerr)
+			default:
 				d.log.Debug("trust_dir: neither a certificate nor a revocation list, ignored", "file", e.Name(), "err", err)
 			}
 			continue
@@ -256,13 +262,19 @@ func (d *Driver) checkTrust(cert *x509.Certificate, who string) error {
 			listed = true
 		}
 		if parsed, err := x509.ParseCertificate(c); err == nil && parsed.IsCA {
-			roots.AddCert(parsed)
+			// Only a self-signed CA is a root; an intermediate one must
+			// itself chain to a root, so that a list revoking it counts.
+			if bytes.Equal(parsed.RawSubject, parsed.RawIssuer) && parsed.CheckSignatureFrom(parsed) == nil {
+				roots.AddCert(parsed)
+			} else {
+				intermediates.AddCert(parsed)
+			}
 			cas = append(cas, parsed)
 		}
 	}
 	chain := []*x509.Certificate{cert}
 	if !listed {
-		chains, err := cert.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+		chains, err := cert.Verify(x509.VerifyOptions{Roots: roots, Intermediates: intermediates, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
 		if err != nil {
 			return fmt.Errorf("%s is not trusted: it is neither in trust_dir %s nor signed by a CA there (after checking it with the plant's OPC UA administrator, copy it there; `hazgate opcua browse` shows it)", who, dir)
 		}
@@ -299,7 +311,9 @@ func (d *Driver) checkRevoked(chain []*x509.Certificate, who string, cas []*x509
 			d.log.Warn("trust_dir: revocation list out of date, still applied: ask for a new one", "file", l.file, "next_update", l.crl.NextUpdate)
 		}
 		for _, c := range chain {
-			if !bytes.Equal(c.RawIssuer, l.crl.RawIssuer) {
+			// The list's issuer must be the certificate's issuer, by
+			// signature and not only by name: two CAs may share a name.
+			if !bytes.Equal(c.RawIssuer, l.crl.RawIssuer) || c.CheckSignatureFrom(issuer) != nil {
 				continue
 			}
 			for _, r := range l.crl.RevokedCertificateEntries {
@@ -337,11 +351,14 @@ func (d *Driver) saveRejected(cert *x509.Certificate) (string, error) {
 	}
 	dir := filepath.Join(d.opts.CertDir, RejectedDirName)
 	name := strings.Map(func(r rune) rune {
-		if r == '/' || r == '\\' || r < ' ' {
+		if r == '/' || r == '\\' || !unicode.IsPrint(r) {
 			return '_'
 		}
 		return r
 	}, cert.Subject.CommonName)
+	if r := []rune(name); len(r) > 64 { // a file name has at most 255 bytes
+		name = string(r[:64])
+	}
 	path := filepath.Join(dir, fmt.Sprintf("%s [%s].der", name, Thumbprint(cert.Raw)))
 	if _, err := os.Stat(path); err == nil {
 		return path, nil

@@ -170,6 +170,9 @@ func TestTrustRevocationAndRejected(t *testing.T) {
 	revoked, _ := selfSigned(t, "dcs-old", false, ca, caKey)
 	good, _ := selfSigned(t, "dcs-new", false, ca, caKey)
 	stranger, strangerKey := selfSigned(t, "not the plant CA", true, nil, nil)
+	namesake, namesakeKey := selfSigned(t, "plant CA", true, nil, nil) // same name, other key
+	inter, interKey := selfSigned(t, "unit 3 CA", true, ca, caKey)
+	underInter, _ := selfSigned(t, "dcs-unit3", false, inter, interKey)
 
 	crl := func(issuer *x509.Certificate, key *rsa.PrivateKey, next time.Time, serials ...*big.Int) []byte {
 		var entries []x509.RevocationListEntry
@@ -201,18 +204,27 @@ func TestTrustRevocationAndRejected(t *testing.T) {
 	forged := folder(map[string][]byte{"ca.der": ca.Raw, "stranger.der": stranger.Raw, "ca.crl": crl(ca, strangerKey, time.Now().Add(time.Hour), revoked.SerialNumber)})
 	// Listing the certificate itself does not override the revocation.
 	leafListed := folder(map[string][]byte{"ca.der": ca.Raw, "dcs-old.der": revoked.Raw, "ca.crl": crl(ca, caKey, time.Now().Add(time.Hour), revoked.SerialNumber)})
+	// A list of another CA that only shares the plant CA's name.
+	namesakeList := folder(map[string][]byte{"ca.der": ca.Raw, "namesake.der": namesake.Raw, "ca.crl": crl(namesake, namesakeKey, time.Now().Add(time.Hour), good.SerialNumber)})
+	// The root revokes the intermediate CA: what it signed goes with it.
+	interRevoked := folder(map[string][]byte{"ca.der": ca.Raw, "unit3.der": inter.Raw, "ca.crl": crl(ca, caKey, time.Now().Add(time.Hour), inter.SerialNumber)})
+	interFine := folder(map[string][]byte{"ca.der": ca.Raw, "unit3.der": inter.Raw, "ca.crl": crl(ca, caKey, time.Now().Add(time.Hour), revoked.SerialNumber)})
 
 	cases := []struct {
-		name  string
-		trust string
-		cert  *x509.Certificate
-		ok    bool
+		name    string
+		trust   string
+		cert    *x509.Certificate
+		ok      bool
+		revoked *x509.Certificate // the one the error names; the server's when nil
 	}{
-		{"revoked", withCRL, revoked, false},
-		{"not revoked", withCRL, good, true},
-		{"revoked, list out of date", staleCRL, revoked, false},
-		{"list signed by another key", forged, revoked, true},
-		{"revoked, certificate itself in the folder", leafListed, revoked, false},
+		{"revoked", withCRL, revoked, false, nil},
+		{"not revoked", withCRL, good, true, nil},
+		{"revoked, list out of date", staleCRL, revoked, false, nil},
+		{"list signed by another key", forged, revoked, true, nil},
+		{"revoked, certificate itself in the folder", leafListed, revoked, false, nil},
+		{"list of a namesake CA", namesakeList, good, true, nil},
+		{"intermediate CA revoked", interRevoked, underInter, false, inter},
+		{"intermediate CA not revoked", interFine, underInter, true, nil},
 	}
 	for _, c := range cases {
 		data := t.TempDir()
@@ -232,7 +244,11 @@ func TestTrustRevocationAndRejected(t *testing.T) {
 			}
 			continue
 		}
-		if !strings.Contains(err.Error(), "revoked") || !strings.Contains(err.Error(), c.cert.SerialNumber.String()) {
+		named := c.cert
+		if c.revoked != nil {
+			named = c.revoked
+		}
+		if !strings.Contains(err.Error(), "revoked") || !strings.Contains(err.Error(), named.SerialNumber.String()) {
 			t.Errorf("%s: error %q does not say revoked with the serial", c.name, err)
 		}
 		if len(saved) != 1 {
