@@ -29,8 +29,11 @@ type Bus struct {
 	line    line
 	silence time.Duration // between frames; 0 when the converter keeps it
 	char    time.Duration // one character on the wire; 0 when unknown
-	log     *slog.Logger
-	calls   chan *busCall
+	// turnAround is what RS-485 mode adds around each request (the RTS
+	// delays before and after): the answer cannot start before it is over.
+	turnAround time.Duration
+	log        *slog.Logger
+	calls      chan *busCall
 
 	mu    sync.Mutex // guards users, stop, done
 	users int
@@ -70,7 +73,9 @@ func NewSerialBus(s config.Serial, log *slog.Logger) *Bus {
 			RxDuringTx:         false, // a half-duplex line would echo our own request
 		}
 	}
-	return newBus(&serialLine{cfg: cfg}, s.Silence(), s.CharTime(), log)
+	b := newBus(&serialLine{cfg: cfg}, s.Silence(), s.CharTime(), log)
+	b.turnAround = s.TurnAround()
+	return b
 }
 
 // NewTCPBus is the bus behind a transparent serial-to-Ethernet converter
@@ -218,8 +223,9 @@ func (b *Bus) exchange(c *busCall, lastFrame *time.Time) (r busResult) {
 		}
 	}
 	start := time.Now()
-	// The answer cannot start before the request has left the UART.
-	deadline := start.Add(time.Duration(len(c.frame))*b.char + c.timeout)
+	// The answer cannot start before the request has left the UART and,
+	// in RS-485 mode, the kernel has released the line after it.
+	deadline := start.Add(time.Duration(len(c.frame))*b.char + b.turnAround + c.timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}

@@ -52,7 +52,11 @@ func TestRS485ModeReachesThePort(t *testing.T) {
 	_ = plain.port.Close()
 
 	line.RS485 = &config.RS485{RTSOnSend: config.RTSHigh, DelayBeforeSend: config.Duration(time.Millisecond)}
-	l := NewSerialBus(line, nil).line.(*serialLine)
+	b := NewSerialBus(line, nil)
+	if b.turnAround != time.Millisecond {
+		t.Errorf("turnaround %v, want the 1ms delay: the answer timeout would pay for it", b.turnAround)
+	}
+	l := b.line.(*serialLine)
 	want := serial.RS485Config{Enabled: true, DelayRtsBeforeSend: time.Millisecond, RtsHighDuringSend: true}
 	if l.cfg.RS485 != want {
 		t.Errorf("RS-485 settings %+v, want %+v", l.cfg.RS485, want)
