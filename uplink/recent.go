@@ -19,18 +19,22 @@ import (
 // docs/uplink.md); an orderly shutdown resends nothing.
 const (
 	// recentWindow: messages acknowledged this long before the newest
-	// acknowledgement are sent again. Measured from the newest PUBACK, not
-	// from when the loss was noticed: a broker that vanishes silently is
-	// noticed only at the keep-alive timeout, and nothing is acknowledged
-	// in between.
+	// acknowledgement (of either stream) are sent again. Measured from the
+	// newest PUBACK, not from when the loss was noticed: a broker that
+	// vanishes silently is noticed only at the keep-alive timeout, and
+	// nothing is acknowledged in between.
 	recentWindow = 2 * time.Second
+	// recentMaxRecords bounds one stream's tail, whatever inflight and
+	// batch_max allow (about 6 MB of records).
+	recentMaxRecords = 20000
 )
 
-// recentAcks is one stream's tail of acknowledged messages, oldest first.
-// Only Run's goroutine touches it.
+// recentAcks is one stream's tail of acknowledged messages, in the order
+// of their PUBACKs. Only Run's goroutine touches it.
 type recentAcks struct {
-	msgs []ackedMsg
-	max  int // messages kept at most: the in-flight window
+	msgs    []ackedMsg
+	records int // in msgs
+	max     int // messages kept at most: the in-flight window
 }
 
 type ackedMsg struct {
@@ -39,11 +43,13 @@ type ackedMsg struct {
 }
 
 // add remembers a message acknowledged at t and forgets what is now
-// outside the window or beyond the cap.
+// outside the window or beyond the caps (the newest message is kept).
 func (r *recentAcks) add(t time.Time, recs []model.Record) {
 	r.msgs = append(r.msgs, ackedMsg{at: t, recs: recs})
+	r.records += len(recs)
 	drop := 0
-	for drop < len(r.msgs) && (len(r.msgs)-drop > r.max || t.Sub(r.msgs[drop].at) > recentWindow) {
+	for drop < len(r.msgs)-1 && (len(r.msgs)-drop > r.max || r.records > recentMaxRecords || t.Sub(r.msgs[drop].at) > recentWindow) {
+		r.records -= len(r.msgs[drop].recs)
 		drop++
 	}
 	if drop > 0 {
@@ -53,12 +59,14 @@ func (r *recentAcks) add(t time.Time, recs []model.Record) {
 	}
 }
 
-// tail returns the remembered messages in sequence order: PUBACKs may
-// have come out of order, the resend goes out in order.
-func (r *recentAcks) tail() [][]model.Record {
+// tail returns the messages acknowledged at or after since, in sequence
+// order: PUBACKs may come out of order, the resend goes out in order.
+func (r *recentAcks) tail(since time.Time) [][]model.Record {
 	out := make([][]model.Record, 0, len(r.msgs))
 	for _, m := range r.msgs {
-		out = append(out, m.recs)
+		if !m.at.Before(since) {
+			out = append(out, m.recs)
+		}
 	}
 	for i := 1; i < len(out); i++ { // insertion sort: nearly sorted, ≤ inflight
 		for j := i; j > 0 && out[j][0].Seq < out[j-1][0].Seq; j-- {
@@ -68,20 +76,31 @@ func (r *recentAcks) tail() [][]model.Record {
 	return out
 }
 
-// resendRecent publishes, at the start of a connection that follows a lost
-// one, the messages the previous connection had acknowledged last. They
-// are not tracked: their records left the buffer with the first PUBACK,
-// and the resume point is past them, so a PUBACK adds nothing and a loss
-// costs nothing that was not lost already.
+// resendRecent, at the start of a connection that follows a lost one,
+// publishes again the messages the previous connection acknowledged last.
+// They are not tracked: their records left the buffer with the first
+// PUBACK, so a PUBACK adds nothing, and a loss costs nothing that was not
+// lost already (the tail stays for the next connection).
+//
+// Order: a message at or below the resume point goes out at once, before
+// anything of this connection. One above it (acknowledged out of order,
+// after an earlier message that was not) is held until the connection's
+// own publishing passes its sequence numbers (releaseHeld), so that a
+// stream's messages still leave in ascending order.
 func (s *session) resendRecent() {
 	if !s.u.resendDue {
 		return
 	}
 	s.u.resendDue = false
+	since := s.u.lastAck.Add(-recentWindow)
 	var events, samples int
 	for _, stream := range []model.Stream{model.StreamEvent, model.StreamData} {
-		for _, recs := range s.u.recent[stream].tail() {
-			s.publishAgain(stream, recs)
+		for _, recs := range s.u.recent[stream].tail(since) {
+			if recs[len(recs)-1].Seq <= s.acked[stream] {
+				s.sendAcknowledged(stream, recs)
+			} else {
+				s.held[stream] = append(s.held[stream], recs)
+			}
 			if stream == model.StreamEvent {
 				events += len(recs)
 			} else {
@@ -90,12 +109,31 @@ func (s *session) resendRecent() {
 		}
 	}
 	if events+samples > 0 {
-		s.u.mu.Lock()
-		s.u.stats.ResentRecords += uint64(events + samples)
-		s.u.mu.Unlock()
-		s.u.log.Info("sent the last acknowledged records again: the previous connection was lost, and a broker may lose what it acknowledged but had not delivered yet",
+		s.u.log.Info("sending the last acknowledged records again: the previous connection was lost, and a broker may lose what it acknowledged but had not delivered yet",
 			"events", events, "samples", samples)
 	}
+}
+
+// releaseHeld publishes the held messages of stream whose records come
+// before seq; all of them when seq is 0 (nothing is left to publish before
+// them).
+func (s *session) releaseHeld(stream model.Stream, seq uint64) {
+	h := s.held[stream]
+	n := 0
+	for n < len(h) && (seq == 0 || h[n][0].Seq < seq) {
+		s.sendAcknowledged(stream, h[n])
+		h[n] = nil
+		n++
+	}
+	s.held[stream] = h[n:]
+}
+
+// sendAcknowledged publishes an acknowledged message again and counts it.
+func (s *session) sendAcknowledged(stream model.Stream, recs []model.Record) {
+	s.publishAgain(stream, recs)
+	s.u.mu.Lock()
+	s.u.stats.ResentRecords += uint64(len(recs))
+	s.u.mu.Unlock()
 }
 
 // publishAgain publishes consecutive records of one stream once more,

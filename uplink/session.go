@@ -36,6 +36,10 @@ type session struct {
 	pending [len(model.Streams)][]*flight // per stream, in publish order
 	open    int                           // flights without completion
 
+	// held are acknowledged messages to send again once this connection's
+	// publishing has passed them (recent.go), per stream in order.
+	held [len(model.Streams)][][]model.Record
+
 	completions chan *flight
 	stop        chan struct{} // closed when the session ends: waiters give up
 
@@ -150,15 +154,22 @@ func (s *session) fill() error {
 		}
 		if len(s.events) > 0 {
 			r := &s.events[0]
+			s.releaseHeld(model.StreamEvent, r.Seq)
 			s.events = s.events[1:]
 			payload := s.u.enc.appendEvent(make([]byte, 0, 512), r)
 			s.publish(model.StreamEvent, []model.Record{*r}, s.u.topicEvent, payload)
 			continue
 		}
+		s.releaseHeld(model.StreamEvent, 0) // every event before them is out
 		recs, err := s.read(model.StreamData, s.u.batchMax)
-		if err != nil || len(recs) == 0 {
+		if err != nil {
 			return nil
 		}
+		if len(recs) == 0 {
+			s.releaseHeld(model.StreamData, 0)
+			return nil
+		}
+		s.releaseHeld(model.StreamData, recs[0].Seq)
 		replay := recs[0].Seq <= s.u.sent[model.StreamData]
 		if !replay && s.hold(recs) {
 			return nil
@@ -249,7 +260,8 @@ func (s *session) complete(f *flight) error {
 	}
 	f.done = true
 	s.progress = true
-	s.u.recent[f.stream].add(time.Now(), f.recs)
+	s.u.lastAck = time.Now()
+	s.u.recent[f.stream].add(s.u.lastAck, f.recs)
 	f.recs = nil
 	// PUBACKs may come out of order: each message's range is acknowledged
 	// on its own, the resume point only over an unbroken run.

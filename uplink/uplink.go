@@ -131,6 +131,7 @@ type Uplink struct {
 	// again after a lost connection (recent.go); resendDue says a
 	// connection was lost since. Only Run's goroutine touches them.
 	recent    [len(model.Streams)]recentAcks
+	lastAck   time.Time // the newest PUBACK, of either stream
 	resendDue bool
 
 	running   atomic.Bool
