@@ -28,9 +28,10 @@ func (e *Engine) Carry(old *Engine, keep func(tag string) bool) {
 			// with the reload: the levels differ, so start afresh.
 			continue
 		}
-		// The partner index is the new engine's; the deviation partner's
-		// own state is carried (or not) on its own.
-		ot.partner = nt.partner
+		// Indexes are the new engine's: the deviation partner's (whose own
+		// state is carried or not on its own) and the device's, which
+		// moves when devices before it came or went.
+		ot.partner, ot.dev = nt.partner, nt.dev
 		*nt = ot
 	}
 	e.shelved = 0

@@ -52,3 +52,47 @@ func TestCarry(t *testing.T) {
 		t.Errorf("shelved count %d, want 1", e.shelved)
 	}
 }
+
+// TestCarryAfterDevicesMoved: a reload that removes or reorders devices
+// moves the device index of a carried tag. With the old index a tag of
+// the first device indexed past the end of the new device list (the rules
+// goroutine panicked) or counted its samples for another device (a false
+// comm_lost for one, a hidden one for the other).
+func TestCarryAfterDevicesMoved(t *testing.T) {
+	dev := func(name, tag string) config.Device {
+		return config.Device{Name: name, CommLossAfter: dur(10 * s), Tags: []config.Tag{
+			{Name: tag, Kind: config.KindLevel, Alarms: &config.Alarms{HH: f(18)}},
+		}}
+	}
+	sample := func(tag string, v float64, at int) model.Sample {
+		return model.Sample{Tag: tag, Value: v, Time: t0.Add(s * time.Duration(at))}
+	}
+	keepAll := func(string) bool { return true }
+
+	old := New(&config.Config{Devices: []config.Device{dev("A", "LT-A"), dev("B", "LT-B")}})
+	old.Process([]model.Sample{sample("LT-A", 1, 0), sample("LT-B", 1, 0)}, nil)
+	removed := New(&config.Config{Devices: []config.Device{dev("B", "LT-B")}})
+	removed.Carry(old, keepAll)
+	removed.Process([]model.Sample{sample("LT-B", 1, 1)}, nil) // panicked
+
+	old = New(&config.Config{Devices: []config.Device{dev("A", "LT-A"), dev("B", "LT-B")}})
+	old.Process([]model.Sample{sample("LT-A", 1, 0), sample("LT-B", 1, 0)}, nil)
+	swapped := New(&config.Config{Devices: []config.Device{dev("B", "LT-B"), dev("A", "LT-A")}})
+	swapped.Carry(old, keepAll)
+	var lost []string
+	for at := 1; at <= 30; at++ { // A answers, B is silent
+		for _, ev := range swapped.Process([]model.Sample{sample("LT-A", 1, at)}, nil) {
+			if ev.Kind == model.CommLost {
+				lost = append(lost, ev.Device)
+			}
+		}
+		for _, ev := range swapped.Tick(t0.Add(s*time.Duration(at)), nil) {
+			if ev.Kind == model.CommLost {
+				lost = append(lost, ev.Device)
+			}
+		}
+	}
+	if len(lost) != 1 || lost[0] != "B" {
+		t.Errorf("comm_lost for %v, want B only", lost)
+	}
+}
