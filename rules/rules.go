@@ -683,6 +683,12 @@ func (t *tagState) clearAlarm(l *levelState, v float64, at time.Time, out []mode
 func (t *tagState) raiseFault(at time.Time, reason string, out []model.Event) []model.Event {
 	t.fault, t.faultSince, t.faultReason, t.faultFrozen = true, at, reason, false
 	t.faultAlarm.raise()
+	// The last value is not to be trusted any more: no on- or off-delay
+	// may complete on it (an alarm cleared 30 s after its device went
+	// silent was cleared on a value nobody saw hold).
+	for i := range t.levels {
+		t.levels[i].pending = false
+	}
 	ev := t.event(model.FaultRaised, "", &t.faultAlarm, at, t.prefix+" fault: "+reason, "")
 	ev.Reason = reason
 	return append(out, ev)

@@ -259,6 +259,32 @@ func TestEngine(t *testing.T) {
 			},
 		},
 		{
+			name: "a device gone silent during an off-delay does not clear the alarm",
+			cfg:  oneTag(levelTag(config.Alarms{HH: f(18), OffDelay: dur(30 * s)})),
+			steps: []step{
+				good(0, 19, raised("hh", 19)),
+				good(1*s, 10), // the clear condition starts to hold
+				tick(11*s, faultUp("stale: no sample for 10s")),
+				tick(31 * s), // 30 s after 10, but nobody saw it hold
+				tick(60 * s),
+				good(61*s, 10, faultDown("stale: no sample for 10s")), // seen again from here
+				good(70*s, 10),
+				good(80*s, 10),
+				good(90*s, 10),
+				good(91*s, 10, cleared("hh", 10)),
+			},
+		},
+		{
+			name: "a device gone silent during an on-delay does not raise",
+			cfg:  oneTag(levelTag(config.Alarms{HH: f(18), OnDelay: dur(30 * s)})),
+			steps: []step{
+				good(0, 19),
+				tick(10*s, faultUp("stale: no sample for 10s")),
+				tick(30 * s),
+				tick(60 * s),
+			},
+		},
+		{
 			name: "stale: a tag never sampled counts from the first Tick",
 			cfg:  oneTag(levelTag(config.Alarms{})),
 			steps: []step{
