@@ -7,7 +7,8 @@ package interlock
 // pending on-delay goes on. The last sample of every input tag is taken
 // over too (with the new engine's staleness limit), so an unchanged
 // interlock is judged at once rather than after a new start-up grace.
-// Interlocks that are new or changed start as at a start.
+// Interlocks that are new or changed start as at a start; a tag that no
+// interlock read before gets a start-up grace from the reload.
 //
 // Carry must be called before e is used, on the goroutine that owned old;
 // old must not be used afterwards.
@@ -16,9 +17,14 @@ func (e *Engine) Carry(old *Engine, keep func(name string) bool) {
 		return
 	}
 	for tag, ns := range e.slot {
+		n := &e.inputs[ns]
 		if os, ok := old.slot[tag]; ok {
-			o, n := old.inputs[os], &e.inputs[ns]
+			o := old.inputs[os]
 			n.v, n.good, n.at = o.v, o.good, o.at
+		} else {
+			// No interlock read this tag before: it has not been seen,
+			// and must not count as bad before a start-up grace.
+			n.watchedFrom = old.now
 		}
 	}
 	e.start, e.now = old.start, old.now

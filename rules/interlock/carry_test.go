@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"hazgate/internal/config"
 	"hazgate/internal/model"
 )
 
@@ -40,5 +41,46 @@ func TestCarry(t *testing.T) {
 	fresh.Carry(old, func(name string) bool { return name != "IL-101" })
 	if st := fresh.Status(); st[0].Tripped || !st[1].Bypassed {
 		t.Fatalf("not kept: %+v", st)
+	}
+}
+
+// TestCarryNewInputGetsGrace: a reload long after the start adds an
+// interlock on a tag that no interlock read before. Until its first sample
+// arrives the tag is "not yet read", not bad: the new interlock must not
+// trip (and close a valve) within the start-up grace counted from the
+// reload, though the engine's own start is long past.
+func TestCarryNewInputGetsGrace(t *testing.T) {
+	old := mustNew(t, plant(overfill(0)))
+	for at := time.Duration(0); at <= 100*s; at += s {
+		old.Process([]model.Sample{sample("LT-101", 1, at), sample("LSHH-101", 0, at)}, nil, nil)
+	}
+	gas := config.Interlock{Name: "IL-201", Condition: "GT-1 >= 50", OnDelay: config.Duration(500 * time.Millisecond),
+		BadQuality: config.BadTrip, Actions: []config.Action{{Tag: "XV-201", Value: f(0)}}}
+	e := mustNew(t, plant(overfill(0), gas))
+	e.Carry(old, func(name string) bool { return name == "IL-101" })
+	for at := 101 * s; at <= 104*s; at += 100 * time.Millisecond { // GT-1's first poll is still on its way
+		ev, cmds := e.Tick(t0.Add(at), nil, nil)
+		if len(ev)+len(cmds) != 0 {
+			t.Fatalf("at %v after a reload: %s %v, want nothing before GT-1 was read", at, kinds(ev), cmds)
+		}
+	}
+	ev, cmds := e.Process([]model.Sample{sample("GT-1", 1, 104*s+500*time.Millisecond)}, nil, nil)
+	if len(ev)+len(cmds) != 0 {
+		t.Fatalf("GT-1 healthy at 1: %s %v", kinds(ev), cmds)
+	}
+	// Never read within the grace (comm_loss_after, 10 s): bad, trips.
+	e2 := mustNew(t, plant(overfill(0), gas))
+	e2.Carry(old, func(name string) bool { return name == "IL-101" })
+	var tripped bool
+	for at := 101 * s; at <= 112*s && !tripped; at += 100 * time.Millisecond {
+		ev, _ := e2.Tick(t0.Add(at), nil, nil)
+		for _, x := range ev {
+			if x.Kind == model.InterlockTripped && x.Interlock == "IL-201" {
+				tripped = true
+			}
+		}
+	}
+	if !tripped {
+		t.Error("GT-1 never read for the whole grace: IL-201 (bad_quality: trip) did not trip")
 	}
 }

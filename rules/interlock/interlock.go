@@ -71,6 +71,10 @@ type input struct {
 	good       bool
 	at         time.Time
 	staleAfter time.Duration
+	// watchedFrom is when the engine began to need this input, if later
+	// than its start: a reload that brings a tag no interlock read before
+	// gives it the same grace as a start (Carry).
+	watchedFrom time.Time
 }
 
 type ilState struct {
@@ -269,7 +273,11 @@ func (e *Engine) ready(il *ilState) bool {
 	}
 	for _, s := range il.slots {
 		in := &e.inputs[s]
-		if in.at.IsZero() && e.now.Sub(e.start) < in.staleAfter {
+		from := e.start
+		if in.watchedFrom.After(from) {
+			from = in.watchedFrom
+		}
+		if in.at.IsZero() && e.now.Sub(from) < in.staleAfter {
 			return false
 		}
 	}
