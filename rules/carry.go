@@ -8,7 +8,8 @@ package rules
 // a start. Tags of old that e does not have are dropped without an event:
 // the config_changed event says the config changed.
 //
-// Flood counting starts afresh: it covers at most a minute.
+// A flood going on is carried too (carryFloods): its held events are
+// still published.
 //
 // Carry must be called before e is used, on the goroutine that owned old;
 // old must not be used afterwards (its alarms are shared, not copied).
@@ -17,6 +18,7 @@ func (e *Engine) Carry(old *Engine, keep func(tag string) bool) {
 		return
 	}
 	e.carryComm(old)
+	e.carryFloods(old)
 	for name, ni := range e.index {
 		oi, ok := old.index[name]
 		if !ok || !keep(name) {

@@ -181,3 +181,37 @@ func (f *flood) summarise(now time.Time, over bool) model.Event {
 	return model.Event{Kind: model.AlarmFlood, Time: now.UTC(), Device: f.device, Colour: config.ColourYellow, Priority: 3,
 		State: state, Values: values, Message: b.String()}
 }
+
+// carryFloods takes over the floods of old that are going on: the held
+// events must still be published, summarised (they were never dropped
+// before a reload, and a reload must not drop them either). A flood of a
+// device that the new config still summarises goes on as it was (its
+// count of raises restarts when the limit changed); the held events of
+// any other device go out as a final summary at the next Tick.
+func (e *Engine) carryFloods(old *Engine) {
+	for i := range old.floods {
+		of := &old.floods[i]
+		if !of.active {
+			continue
+		}
+		fi, ok := e.floodOf[of.device]
+		if !ok || e.floods[fi].limit <= 0 {
+			at := of.summary // the engine keeps no clock: the newest it saw
+			for _, ev := range of.held {
+				if ev.Time.After(at) {
+					at = ev.Time
+				}
+			}
+			e.carriedOut = append(e.carriedOut, of.summarise(at, true))
+			continue
+		}
+		nf := &e.floods[fi]
+		nf.active, nf.since, nf.summary, nf.total = true, of.since, of.summary, of.total
+		nf.held = append(nf.held[:0], of.held...)
+		if nf.limit == of.limit {
+			copy(nf.ring, of.ring)
+			nf.head, nf.full = of.head, of.full
+		}
+		e.flooding++
+	}
+}

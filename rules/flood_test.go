@@ -162,3 +162,37 @@ func TestSortByPriority(t *testing.T) {
 		t.Fatalf("order %v, want %s", got, want)
 	}
 }
+
+// TestFloodHeldEventsSurviveReload: alarms held in a flood were never
+// dropped, and a reload must not drop them either: an unchanged device's
+// flood goes on with its held events; a device removed by the reload
+// publishes them in a final summary at the next Tick.
+func TestFloodHeldEventsSurviveReload(t *testing.T) {
+	flooded := func() *Engine {
+		e := New(twenty())
+		e.SetFloodLimit(5)
+		for i := range 20 {
+			e.Process([]model.Sample{{Tag: fmt.Sprint("LT-", i), Device: "D1", Value: 16, Time: t0.Add(time.Duration(i) * s)}}, nil)
+		}
+		return e
+	}
+	keepAll := func(string) bool { return true }
+
+	e := New(twenty())
+	e.SetFloodLimit(5)
+	e.Carry(flooded(), keepAll)
+	out := e.Tick(t0.Add(65*s), nil)
+	if len(out) != 1 || out[0].Kind != model.AlarmFlood || len(out[0].Values) != 15 {
+		t.Fatalf("the flood's summary after a reload: %s %v, want the 15 held alarms", describe(out), out)
+	}
+
+	gone := New(&config.Config{Devices: []config.Device{{Name: "D2", Tags: []config.Tag{{Name: "PT-1", Kind: config.KindPressure}}}}})
+	gone.Carry(flooded(), keepAll)
+	out = gone.Tick(t0.Add(21*s), nil)
+	if len(out) != 1 || out[0].Kind != model.AlarmFlood || out[0].Device != "D1" || out[0].State != "flood_over" || len(out[0].Values) != 15 {
+		t.Fatalf("after a reload without D1: %s %v, want D1's final summary of the 15 held alarms", describe(out), out)
+	}
+	if out = gone.Tick(t0.Add(22*s), nil); len(out) != 0 {
+		t.Fatalf("the final summary came twice: %s", describe(out))
+	}
+}

@@ -99,6 +99,9 @@ type Engine struct {
 	floods   []flood
 	floodOf  map[string]int // device -> floods index
 	flooding int            // floods active
+	// carriedOut are events a reload could not hand to a flood of this
+	// engine (the device went); the next Tick publishes them.
+	carriedOut []model.Event
 
 	shelved int // alarms shelved (shelve.go)
 
@@ -508,6 +511,8 @@ func (t *tagState) evaluate(at time.Time, out []model.Event) []model.Event {
 // and stale tags (no sample at all for CommLossAfter). A tag that has never
 // had a sample counts its silence from the first Tick.
 func (e *Engine) Tick(now time.Time, out []model.Event) []model.Event {
+	out = append(out, e.carriedOut...)
+	e.carriedOut = nil
 	start := len(out)
 	out = e.tick(now, out)
 	out = e.commTick(now, out)
