@@ -17,11 +17,11 @@
 //     continuously.
 //   - An event's Time is the time of the sample (or of the Tick) at which
 //     the condition, including its delay, was found complete.
-//   - A fault is raised once a tag's samples have been Bad continuously for
-//     its device's CommLossAfter (measured from the first Bad sample of the
-//     run), or once no sample at all arrived for CommLossAfter (stale, seen
-//     by Tick). Only a Good sample clears a fault. An Uncertain sample ends
-//     a run of Bad samples (the device answered) but does not clear a fault.
+//   - A fault is raised once a tag has given no trustworthy value (its
+//     samples Bad, Uncertain or NaN) continuously for its device's
+//     CommLossAfter (measured from the first such sample of the run), or
+//     once no sample at all arrived for CommLossAfter (stale, seen by
+//     Tick). Only a Good sample clears a fault or ends the run.
 //   - A tag is one fault at a time: stale, bad quality and frozen share it.
 //     A Bad sample whose reason is a sensor fault (NAMUR NE43 signal out of
 //     band, see drivers.Scale) raises the fault at once: it is a broken
@@ -395,18 +395,25 @@ func (t *tagState) process(s *model.Sample, partner *tagState, out []model.Event
 		for i := range t.levels {
 			t.levels[i].pending = false
 		}
-		if s.Quality == model.Bad {
-			if !t.badRun {
-				t.badRun = true
-				t.badSince = s.Time
-			}
-			t.lastReason = s.Reason
-			sensor := strings.HasPrefix(s.Reason, model.ReasonSensorFault)
-			if !t.fault && (sensor || s.Time.Sub(t.badSince) >= t.commLossAfter) {
-				out = t.raiseFault(s.Time, s.Reason, out)
-			}
-		} else {
-			t.badRun = false
+		// Bad, Uncertain and NaN alike: no trustworthy value. A tag that
+		// gives none for CommLossAfter is a fault, or a saturated
+		// transmitter reported as Uncertain (OPC UA's
+		// EngineeringUnitsExceeded) would show neither alarm nor fault.
+		if !t.badRun {
+			t.badRun = true
+			t.badSince = s.Time
+		}
+		reason := s.Reason
+		switch {
+		case s.Quality == model.Good:
+			reason = "not a number"
+		case reason == "":
+			reason = s.Quality.String()
+		}
+		t.lastReason = reason
+		sensor := s.Quality == model.Bad && strings.HasPrefix(s.Reason, model.ReasonSensorFault)
+		if !t.fault && (sensor || s.Time.Sub(t.badSince) >= t.commLossAfter) {
+			out = t.raiseFault(s.Time, reason, out)
 		}
 		return out
 	}

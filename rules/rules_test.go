@@ -234,16 +234,37 @@ func TestEngine(t *testing.T) {
 			},
 		},
 		{
-			name: "an uncertain sample ends a bad run but does not clear a fault",
+			name: "bad and uncertain samples make one run without a trustworthy value",
 			cfg:  oneTag(levelTag(config.Alarms{})),
 			steps: []step{
 				bad(0, "timeout"),
 				{at: 5 * s, q: model.Uncertain, reason: "out of range"},
 				bad(6*s, "timeout"),
-				bad(15*s, "timeout"), // 9s of run
-				bad(16*s, "timeout", faultUp("timeout")),
-				{at: 17 * s, q: model.Uncertain, reason: "out of range"},
+				bad(10*s, "timeout", faultUp("timeout")),
+				{at: 17 * s, q: model.Uncertain, reason: "out of range"}, // does not clear it
 				good(18*s, 1, faultDown("timeout")),
+			},
+		},
+		{
+			name: "uncertain for CommLossAfter is a fault (a saturated transmitter shows no alarm)",
+			cfg:  oneTag(levelTag(config.Alarms{HH: f(18)})),
+			steps: []step{
+				good(0, 17),
+				{at: 1 * s, v: 25, q: model.Uncertain, reason: "uncertain: EngineeringUnitsExceeded"},
+				{at: 10 * s, v: 25, q: model.Uncertain, reason: "uncertain: EngineeringUnitsExceeded"},
+				{at: 11 * s, v: 25, q: model.Uncertain, reason: "uncertain: EngineeringUnitsExceeded", want: []ev{faultUp("uncertain: EngineeringUnitsExceeded")}},
+				good(12*s, 17, faultDown("uncertain: EngineeringUnitsExceeded")),
+			},
+		},
+		{
+			name: "a good NaN for CommLossAfter is a fault",
+			cfg:  oneTag(levelTag(config.Alarms{HH: f(18)})),
+			steps: []step{
+				good(0, math.NaN()),
+				good(9*s, math.NaN()),
+				good(10*s, math.NaN(), faultUp("not a number")),
+				tick(15 * s),
+				good(16*s, 1, faultDown("not a number")),
 			},
 		},
 		{
