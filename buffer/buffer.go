@@ -31,6 +31,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +51,9 @@ var (
 	ErrCorrupt = errors.New("buffer file is corrupt")
 	// ErrLocked is wrapped by Open's error when another process holds the file.
 	ErrLocked = errors.New("buffer file is locked by another process")
+	// ErrNotStored is wrapped by Append's error when its records were
+	// withdrawn before any commit: they are not in the buffer.
+	ErrNotStored = errors.New("records not stored")
 )
 
 // Options configure a Buffer.
@@ -267,9 +271,12 @@ func syncDir(dir string) error {
 // commit (fsync) that holds them. Concurrent calls share one commit. Each
 // record gets the next sequence number of its stream.
 //
-// If ctx ends before the commit, Append returns ctx.Err(), but the records
-// may still be committed (at-least-once: a caller that retries may store
-// them twice).
+// If ctx ends while the records still wait for the writer (it is busy
+// with an earlier commit, say on a stalled disk), Append withdraws them and
+// returns an error wrapping both ErrNotStored and ctx.Err(): a retry stores
+// them once. If the writer has them already, Append returns ctx.Err() and
+// the records may still be committed (a caller that retries may store them
+// twice, under new sequence numbers).
 func (b *Buffer) Append(ctx context.Context, events []model.Event, samples []model.Sample) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -297,6 +304,19 @@ func (b *Buffer) Append(ctx context.Context, events []model.Event, samples []mod
 	case err := <-req.done:
 		return err
 	case <-ctx.Done():
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if i := slices.Index(b.pending, req); i >= 0 {
+		// Not taken: withdraw it, or every retry of a caller facing a
+		// stalled disk would queue one more copy of its batch.
+		b.pending = slices.Delete(b.pending, i, i+1)
+		return fmt.Errorf("%w: %w", ErrNotStored, ctx.Err())
+	}
+	select {
+	case err := <-req.done: // committed (or failed) meanwhile
+		return err
+	default:
 		return ctx.Err()
 	}
 }

@@ -1,0 +1,63 @@
+package buffer
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"hazgate/internal/model"
+)
+
+// TestAppendWithdrawnOnTimeout: while the writer is stuck on a commit (a
+// stalled disk; here a write transaction the test holds), an Append whose
+// context ends is withdrawn: it says its records are not stored, and they
+// are not, so the caller's retry stores them once. Before, the request
+// stayed queued: every retry queued one more copy (memory without bound),
+// and all of them were committed, under new sequence numbers, once the
+// disk came back.
+func TestAppendWithdrawnOnTimeout(t *testing.T) {
+	b := openT(t, filepath.Join(t.TempDir(), "buffer.db"), Options{})
+	tx, err := b.db.Begin(true) // the writer's next commit waits for it
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := make(chan error, 1)
+	go func() { first <- b.Append(context.Background(), []model.Event{mkEvent("held up", t0)}, nil) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for { // until the writer has taken the first request
+		b.mu.Lock()
+		taken := len(b.pending) == 0
+		b.mu.Unlock()
+		if taken {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the writer never took the first append")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // well inside its commit now
+
+	samples := mkSamples(10, 0, t0)
+	for range 3 { // a caller retrying against the stalled disk
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		err := b.Append(ctx, nil, samples)
+		cancel()
+		if !errors.Is(err, ErrNotStored) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("append during the stall: %v, want ErrNotStored and the deadline", err)
+		}
+	}
+	_ = tx.Rollback() // the disk is back
+	if err := <-first; err != nil {
+		t.Fatalf("the first append: %v", err)
+	}
+	appendT(t, b, nil, samples) // the retry that succeeds
+	if n := len(readAll(t, b, model.StreamData)); n != len(samples) {
+		t.Errorf("%d samples stored, want %d: once, not once per attempt", n, len(samples))
+	}
+	if n := len(readAll(t, b, model.StreamEvent)); n != 1 {
+		t.Errorf("%d events stored, want 1", n)
+	}
+}
