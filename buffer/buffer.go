@@ -62,6 +62,11 @@ type Options struct {
 	MaxAge   time.Duration    // telemetry whose acquisition time is older is dropped; 0 = no age limit
 	Logger   *slog.Logger     // nil = discard
 	Now      func() time.Time // nil = time.Now; for tests
+
+	// firstSeq is the first sequence number of each stream when the file
+	// is new; 0 means 1. OpenOrRecover sets it above every number the
+	// damaged file may have handed out.
+	firstSeq [2]uint64
 }
 
 // StreamStats describes one stream's stored records.
@@ -99,6 +104,9 @@ type Buffer struct {
 	opts   Options
 	log    *slog.Logger
 	notify chan struct{}
+	// skipped is per stream the range OpenOrRecover skipped; set before
+	// the Buffer is shared, read-only after.
+	skipped [2][2]uint64
 
 	mu      sync.Mutex
 	closed  bool
@@ -206,7 +214,7 @@ func open(path string, opts Options, maxFileSize int) (*Buffer, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("buffer file %s: sync directory: %w", path, err)
 	}
-	st, err := loadState(db, path, opts.Logger)
+	st, err := loadState(db, path, opts.Logger, opts.firstSeq)
 	if err != nil {
 		_ = db.Close()
 		return nil, err
@@ -240,6 +248,17 @@ func OpenOrRecover(path string, opts Options) (b *Buffer, movedTo string, err er
 	if opts.Now != nil {
 		now = opts.Now
 	}
+	// Sequence numbers must not start again at 1: the platform has the
+	// damaged file's numbers and would drop new records that reuse them
+	// as duplicates, alarms included. Go on above what the damaged file
+	// still tells, and above a floor from the clock that no gateway can
+	// have reached (a million records a second since 1970) when it tells
+	// nothing.
+	salvaged, oldest := salvageSeqs(path)
+	var first [2]uint64
+	for _, s := range model.Streams {
+		first[s] = max(salvaged[s], clockFloor(now()), 1)
+	}
 	movedTo = path + ".corrupt-" + now().UTC().Format("20060102T150405.000Z")
 	if _, statErr := os.Lstat(movedTo); statErr == nil {
 		movedTo += fmt.Sprintf("-%d", time.Now().UnixNano())
@@ -249,13 +268,73 @@ func OpenOrRecover(path string, opts Options) (b *Buffer, movedTo string, err er
 	}
 	if opts.Logger != nil {
 		opts.Logger.Error("buffer file is damaged; moved it aside and started a fresh one",
-			"path", path, "moved_to", movedTo, "err", err)
+			"path", path, "moved_to", movedTo, "first_event_seq", first[model.StreamEvent], "first_data_seq", first[model.StreamData], "err", err)
 	}
+	opts.firstSeq = first
 	b, err = Open(path, opts)
 	if err != nil {
 		return nil, movedTo, fmt.Errorf("open fresh buffer after moving the damaged one to %s: %w", movedTo, err)
 	}
+	for _, s := range model.Streams {
+		// Numbers below first that the platform may not have seen: from
+		// the damaged file's oldest record (1 when it told nothing).
+		if from := max(oldest[s], 1); from < first[s] {
+			b.skipped[s] = [2]uint64{from, first[s] - 1}
+		}
+	}
 	return b, movedTo, nil
+}
+
+// clockFloor is a sequence number above any a buffer can have handed out
+// by t: a million a second since 1970. Zero for a clock before 2025 (a box
+// without a battery-backed clock, before NTP): then it proves nothing.
+func clockFloor(t time.Time) uint64 {
+	if t.Year() < 2025 {
+		return 0
+	}
+	return uint64(t.UnixMicro())
+}
+
+// salvageSeqs reads what it can of a damaged buffer file: per stream the
+// next sequence number (from the meta bucket and the last key) and the
+// oldest stored one. Zero where it could read nothing.
+func salvageSeqs(path string) (next, oldest [2]uint64) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() { _ = recover() }() // damage: keep what was read
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return next, oldest
+	}
+	defer db.Close()
+	_ = db.View(func(tx *bolt.Tx) error {
+		for _, s := range model.Streams {
+			if meta := tx.Bucket(metaBucket); meta != nil {
+				next[s] = max(next[s], readUint(meta, keyNext[s]))
+			}
+			if bk := tx.Bucket(streamBucketName[s]); bk != nil {
+				c := bk.Cursor()
+				if k, _ := c.First(); len(k) == 8 {
+					oldest[s] = keySeq(k)
+				}
+				if k, _ := c.Last(); len(k) == 8 {
+					next[s] = max(next[s], keySeq(k)+1)
+				}
+			}
+		}
+		return nil
+	})
+	return next, oldest
+}
+
+// SkippedAtRecovery is, for a buffer that OpenOrRecover started afresh,
+// the range of sequence numbers of stream s that the platform may miss:
+// from the damaged file's oldest record to just below the fresh file's
+// first number. Zero when nothing was skipped.
+func (b *Buffer) SkippedAtRecovery(s model.Stream) (first, last uint64) {
+	if int(s) >= len(b.skipped) {
+		return 0, 0
+	}
+	return b.skipped[s][0], b.skipped[s][1]
 }
 
 func syncDir(dir string) error {

@@ -93,13 +93,21 @@ func TestCorruptFileAtOpen(t *testing.T) {
 				t.Fatalf("the damaged file was not kept as it was at %s: %v", movedTo, err)
 			}
 			// A working, empty buffer.
+			// ... whose numbers go on above any the damaged file can have
+			// handed out (the platform would drop reused ones as
+			// duplicates), and which says what the platform may miss.
 			st := b.Stats()
-			if st.Data.Records != 0 || st.Data.NextSeq != 1 {
-				t.Fatalf("fresh buffer stats %+v", st)
+			if st.Data.Records != 0 || st.Data.NextSeq < clockFloor(at) || st.Event.NextSeq < clockFloor(at) {
+				t.Fatalf("fresh buffer stats %+v, want next sequence numbers from %d", st, clockFloor(at))
+			}
+			for _, s := range model.Streams {
+				if first, last := b.SkippedAtRecovery(s); first < 1 || last != st.Stream(s).NextSeq-1 {
+					t.Errorf("%s: skipped %d..%d, want up to %d", s, first, last, st.Stream(s).NextSeq-1)
+				}
 			}
 			appendT(t, b, nil, mkSamples(3, 1, t0))
-			if got := seqs(readAll(t, b, model.StreamData)); !equalSeqs(got, []uint64{1, 2, 3}) {
-				t.Fatalf("fresh buffer holds %v", got)
+			if n := st.Data.NextSeq; !equalSeqs(seqs(readAll(t, b, model.StreamData)), []uint64{n, n + 1, n + 2}) {
+				t.Fatalf("fresh buffer holds %v", seqs(readAll(t, b, model.StreamData)))
 			}
 		})
 	}
@@ -241,5 +249,49 @@ func write(t *testing.T, path string, data []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRecoverGoesOnFromTheDamagedNumbers: a file whose records bbolt can
+// still read but that Open refuses (here its meta lost the layout version)
+// is moved aside, and the fresh file's numbers go on from the damaged
+// file's (20 events, 20,000 samples), never from 1; what the platform may
+// miss runs from the damaged file's oldest record. With a clock
+// before 2025 (no battery-backed clock, no NTP yet) the numbers salvaged
+// from the file are all there is to go on.
+func TestRecoverGoesOnFromTheDamagedNumbers(t *testing.T) {
+	path, _ := filledFile(t)
+	b, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Ack(model.StreamData, 1, 500) // the broker had these
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error { return tx.Bucket(metaBucket).Delete(keyVersion) }); err != nil {
+		t.Fatal(err)
+	}
+	_ = db.Close()
+
+	early := time.Date(1970, 1, 1, 0, 1, 0, 0, time.UTC)
+	r, movedTo, err := OpenOrRecover(path, Options{Now: func() time.Time { return early }})
+	if err != nil || movedTo == "" {
+		t.Fatalf("OpenOrRecover = %q, %v; want the file moved aside", movedTo, err)
+	}
+	defer r.Close()
+	st := r.Stats()
+	if st.Event.NextSeq != 21 || st.Data.NextSeq != 20001 {
+		t.Errorf("next event %d, data %d; want 21 and 20001", st.Event.NextSeq, st.Data.NextSeq)
+	}
+	if first, last := r.SkippedAtRecovery(model.StreamData); first != 501 || last != 20000 {
+		t.Errorf("data skipped %d..%d, want 501..20000 (1..500 were acknowledged)", first, last)
+	}
+	if first, last := r.SkippedAtRecovery(model.StreamEvent); first != 1 || last != 20 {
+		t.Errorf("events skipped %d..%d, want 1..20", first, last)
 	}
 }

@@ -182,7 +182,7 @@ func initialMmapSize(maxFileSize int) int {
 
 // loadState checks the file's structure, creates the buckets of a new file
 // and returns the meta state.
-func loadState(db *bolt.DB, path string, log *slog.Logger) (st state, err error) {
+func loadState(db *bolt.DB, path string, log *slog.Logger, firstSeq [2]uint64) (st state, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
@@ -250,7 +250,7 @@ func loadState(db *bolt.DB, path string, log *slog.Logger) (st state, err error)
 		return st, nil
 	}
 	if fresh {
-		st = state{next: [2]uint64{1, 1}}
+		st = state{next: [2]uint64{max(firstSeq[0], 1), max(firstSeq[1], 1)}}
 	}
 	var scratch metaScratch
 	err = db.Update(func(tx *bolt.Tx) error {

@@ -73,6 +73,15 @@ func TestCorruptBufferFile(t *testing.T) {
 				return ok
 			})
 			stop()
+			// Numbering goes on above anything the ruined file handed out
+			// (the platform would drop reused numbers as duplicates), and
+			// the gap says which numbers were skipped.
+			ev, _ := events.Find(map[string]any{"kind": string(model.Gap), "reason": "buffer file corrupt"})
+			if gap, ok := ev["gap"].(map[string]any); !ok || gap["cause"] != "buffer file damaged" || gap["first_seq"] != 1.0 {
+				t.Errorf("the gap event has no range of skipped numbers: %v", ev)
+			} else if last, _ := gap["last_seq"].(float64); last < 1.7e15 || ev["seq"].(float64) <= last {
+				t.Errorf("skipped 1..%.0f, the event itself is %v: want numbers from the clock floor on", last, ev["seq"])
+			}
 
 			moved, _ := filepath.Glob(path + ".corrupt-*")
 			if len(moved) != 1 {

@@ -173,10 +173,28 @@ func (g *Gateway) Run(ctx context.Context) error {
 		Message: fmt.Sprintf("gateway %s started, version %s, config %s", g.cfg.Gateway.ID, version.Version, shortHash(g.cfg.Hash())),
 	}}
 	if g.movedTo != "" {
-		start = append(start, model.Event{
+		ev := model.Event{
 			Kind: model.Gap, Time: time.Now().UTC(), Reason: "buffer file corrupt",
 			Message: fmt.Sprintf("the buffer file was unreadable and was moved aside to %s; records in it were not sent", g.movedTo),
-		})
+		}
+		// One gap per stream over the numbers the fresh file skipped, so
+		// that the platform's count of what it has (uplink.md §4.2) can
+		// pass them; without a range there is only the message.
+		gaps := 0
+		for _, st := range model.Streams {
+			first, last := g.buf.SkippedAtRecovery(st)
+			if last < first || first == 0 {
+				continue
+			}
+			e := ev
+			e.Gap = &model.GapInfo{Stream: st.String(), Count: last - first + 1, FirstSeq: first, LastSeq: last, Cause: "buffer file damaged"}
+			e.Message += fmt.Sprintf("; %s numbers %d..%d skipped", st, first, last)
+			start = append(start, e)
+			gaps++
+		}
+		if gaps == 0 {
+			start = append(start, ev)
+		}
 	}
 	if err := g.buf.Append(ctx, start, nil); err != nil {
 		return fmt.Errorf("gateway: record start: %w", err)
