@@ -104,6 +104,13 @@ type Buffer struct {
 	opts   Options
 	log    *slog.Logger
 	notify chan struct{}
+	// durable is per stream the next sequence number after the last
+	// commit that returned: every record below it is on disk. bbolt lets
+	// a reader see a commit as soon as its meta page is written, before
+	// the fsync of that page; Read stops below durable, so that nothing
+	// is published that a power loss could still take back (its numbers
+	// would then be handed out again, to other records).
+	durable [2]atomic.Uint64
 	// skipped is per stream the range OpenOrRecover skipped; set before
 	// the Buffer is shared, read-only after.
 	skipped [2][2]uint64
@@ -230,6 +237,7 @@ func open(path string, opts Options, maxFileSize int) (*Buffer, error) {
 		writerDone: make(chan struct{}),
 	}
 	b.w.state = st
+	b.publishDurable(&st)
 	go b.run()
 	return b, nil
 }
@@ -459,6 +467,7 @@ func (b *Buffer) Read(stream model.Stream, after uint64, max int) (recs []model.
 		}
 	}()
 	var damaged []recordRef
+	durable := b.durable[stream].Load()
 	err = b.db.View(func(tx *bolt.Tx) error {
 		bk := tx.Bucket(name)
 		if bk == nil {
@@ -472,6 +481,9 @@ func (b *Buffer) Read(stream model.Stream, after uint64, max int) (recs []model.
 				continue
 			}
 			seq := keySeq(k)
+			if seq >= durable {
+				break // committed, perhaps not yet on disk
+			}
 			r, derr := decodeRecord(stream, seq, v)
 			if derr != nil {
 				b.log.Error("damaged buffer record skipped", "stream", stream, "seq", seq, "err", derr)
@@ -583,4 +595,12 @@ func (b *Buffer) Close() error {
 		}
 	})
 	return b.closeErr
+}
+
+// publishDurable makes the sequence numbers below st's visible to Read:
+// called after a commit returned (data and meta fsynced).
+func (b *Buffer) publishDurable(st *state) {
+	for _, s := range model.Streams {
+		b.durable[s].Store(st.next[s])
+	}
 }

@@ -146,6 +146,7 @@ func (b *Buffer) tryCommit(bt *batch) (added int, err error) {
 		return 0, err
 	}
 	b.w.state = st
+	b.publishDurable(&st)
 	b.commits.Add(1)
 	return added, nil
 }
