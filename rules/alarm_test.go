@@ -100,6 +100,9 @@ func TestStateMachine(t *testing.T) {
 					if ev.Kind == A && (ev.Who != "alice" || ev.Message != "LT-101 level H alarm acknowledged by alice") {
 						t.Fatalf("op %d: ack event %+v", i, ev)
 					}
+					if ev.Kind == C && (ev.Value == nil || ev.Limit == nil) {
+						t.Fatalf("op %d: a clear without value or limit: %+v", i, ev)
+					}
 				}
 				if fmt.Sprint(kinds) != fmt.Sprint(o.kinds) {
 					t.Fatalf("op %d: events %v, want %v", i, kinds, o.kinds)

@@ -602,6 +602,9 @@ func (e *Engine) Ack(tag, level, who string, at time.Time) ([]model.Event, error
 			out = append(out, t.event(model.AlarmCleared, l.name, l.alarm, at,
 				t.prefix+" "+l.label+" alarm cleared: latched alarm acknowledged after the process returned", who))
 			out[len(out)-1].Limit = model.Float(l.limit)
+			if t.haveIn[l.input] {
+				out[len(out)-1].Value = model.Float(t.in[l.input]) // the value that let it clear
+			}
 		}
 	}
 	if len(out) == 0 {
