@@ -500,7 +500,7 @@ func (b *Buffer) Read(stream model.Stream, after uint64, max int) (recs []model.
 	if len(damaged) > 0 {
 		b.mu.Lock()
 		if !b.closed {
-			b.damaged = append(b.damaged, damaged...)
+			b.queueDamaged(damaged)
 		}
 		b.mu.Unlock()
 		b.kick()
@@ -602,5 +602,15 @@ func (b *Buffer) Close() error {
 func (b *Buffer) publishDurable(st *state) {
 	for _, s := range model.Streams {
 		b.durable[s].Store(st.next[s])
+	}
+}
+
+// queueDamaged queues damaged records for removal, each once: while
+// commits fail, every Read finds the same ones again. Call with b.mu held.
+func (b *Buffer) queueDamaged(refs []recordRef) {
+	for _, r := range refs {
+		if !slices.Contains(b.damaged, r) {
+			b.damaged = append(b.damaged, r)
+		}
 	}
 }

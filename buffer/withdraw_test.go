@@ -80,3 +80,20 @@ func TestReadStopsAtTheDurableCommit(t *testing.T) {
 		t.Errorf("read %v after it, want 1..10", got)
 	}
 }
+
+// TestDamagedQueuedOnce: while commits fail, every Read finds the same
+// damaged records again; each is queued for removal once, not once per
+// Read (memory growing with every poll of the uplink).
+func TestDamagedQueuedOnce(t *testing.T) {
+	b := openT(t, filepath.Join(t.TempDir(), "buffer.db"), Options{})
+	refs := []recordRef{{stream: model.StreamData, seq: 7}, {stream: model.StreamEvent, seq: 7}}
+	b.mu.Lock()
+	for range 100 {
+		b.queueDamaged(refs)
+	}
+	n := len(b.damaged)
+	b.mu.Unlock()
+	if n != 2 {
+		t.Errorf("%d damaged refs queued, want 2", n)
+	}
+}

@@ -113,7 +113,7 @@ func (b *Buffer) commit(bt *batch) {
 		// them for the next commit instead of forgetting them.
 		b.mu.Lock()
 		b.acks = append(b.acks, bt.acks...)
-		b.damaged = append(b.damaged, bt.damaged...)
+		b.queueDamaged(bt.damaged)
 		b.mu.Unlock()
 	}
 	for _, r := range bt.reqs {
