@@ -114,6 +114,17 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
+// settle waits until the writer's last commit has returned. Stats may
+// see a commit while bbolt still fsyncs it; Read shows its records only
+// after (TestReadStopsAtTheDurableCommit).
+func settle(t testing.TB, b *Buffer) {
+	t.Helper()
+	waitFor(t, "the last commit to return", func() bool {
+		st := b.Stats()
+		return b.durable[model.StreamEvent].Load() == st.Event.NextSeq && b.durable[model.StreamData].Load() == st.Data.NextSeq
+	})
+}
+
 func TestSequencesPerStreamAndRoundTrip(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "buf.db")
 	b := openT(t, path, Options{})

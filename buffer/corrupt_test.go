@@ -154,6 +154,7 @@ func TestDamagedRecordIsSkippedAndReported(t *testing.T) {
 		t.Fatalf("Read returned %v, want the damaged seq 3 skipped", got)
 	}
 	waitFor(t, "removal of the damaged record", func() bool { return b.Stats().CorruptRecords == 1 })
+	settle(t, b)
 	st := b.Stats()
 	if st.Data.Records != 4 {
 		t.Fatalf("stats %+v", st)

@@ -206,6 +206,7 @@ func TestAgeLimit(t *testing.T) {
 	clock.Set(t0.Add(150 * time.Minute))
 	b.Ack(model.StreamEvent, 1, 1)
 	waitFor(t, "age drop", func() bool { return b.Stats().Data.OldestSeq == 91 })
+	settle(t, b)
 	evs = readAll(t, b, model.StreamEvent)
 	checkGapsCover(t, gapEvents(evs), model.StreamData, CauseAgeLimit, 90, nil)
 	if st := b.Stats(); st.Data.Dropped != 90 || !st.Data.OldestTime.Equal(t0.Add(90*time.Minute)) {
