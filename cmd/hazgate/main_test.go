@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"hazgate/internal/testkit"
 )
 
 // TestValidateExitCodes: an integrator's script relies on 0 for a valid
@@ -61,7 +63,7 @@ func TestDemoRunsAndStops(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the demo for 3 s")
 	}
-	var out, errOut bytes.Buffer
+	var out, errOut testkit.SyncBuffer
 	code := run([]string{"demo", "--for", "3s", "--mqtt-listen", "127.0.0.1:0", "--plant-listen", "127.0.0.1:0", "--reactor-listen", "127.0.0.1:0"}, &out, &errOut)
 	if code != exitOK {
 		t.Fatalf("demo exit %d\nstdout: %s\nstderr: %s", code, out.String(), errOut.String())

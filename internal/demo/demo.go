@@ -226,9 +226,10 @@ func Run(ctx context.Context, opts Options) (err error) {
 	wg.Wait()
 	w.summary()
 	if runErr != nil && !errors.Is(runErr, context.Canceled) && !errors.Is(runErr, context.DeadlineExceeded) {
+		w.close("")
 		return fmt.Errorf("demo: %w", runErr)
 	}
-	fmt.Fprintln(out, "hazgate demo stopped.")
+	w.close("hazgate demo stopped.")
 	// The deferred closes stop the broker, then the plant, then remove the
 	// temporary folder.
 	return nil

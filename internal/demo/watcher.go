@@ -37,6 +37,7 @@ type watcher struct {
 	active   map[activeKey]bool
 	latest   map[string]uplink.SampleItem
 	state    string // last status state printed
+	closed   bool   // close was called: out belongs to the caller again
 }
 
 type activeKey struct{ tag, level string }
@@ -63,6 +64,12 @@ func (w *watcher) handle(m broker.Message) {
 	at := w.now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.closed {
+		// The broker outlives the demo's output by a deferred close: a
+		// late status (the offline message, a last will) must not write
+		// to a writer the caller already reads.
+		return
+	}
 	switch {
 	case strings.HasSuffix(m.Topic, "/event"):
 		var ev uplink.EventMessage
@@ -376,4 +383,15 @@ func quantity(v float64, unit string) string {
 		return s
 	}
 	return s + " " + unit
+}
+
+// close prints line (if any) as the watcher's last and stops it writing
+// to out.
+func (w *watcher) close(line string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if line != "" {
+		fmt.Fprintln(w.out, line)
+	}
+	w.closed = true
 }

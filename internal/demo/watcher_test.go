@@ -118,6 +118,21 @@ func TestWatcherStatusChangesOnly(t *testing.T) {
 	}
 }
 
+// TestWatcherClosed: after the demo's last line nothing more is written:
+// the broker outlives it by a deferred close, and a late status (the
+// offline message under load, a last will) raced with the caller reading
+// the output (found by -race in cmd/hazgate's TestDemoRunsAndStops).
+func TestWatcherClosed(t *testing.T) {
+	var out bytes.Buffer
+	w := newWatcher(&out, demoConfig(t), func() time.Time { return at })
+	w.close("hazgate demo stopped.")
+	offline := `{"v":1,"gateway":"demo-gw-01","state":"offline","reason":"connection lost","time":"2025-03-01T04:00:20.000Z"}`
+	w.handle(broker.Message{Topic: "hazgate/demo-gw-01/status", Payload: []byte(offline), Retained: true})
+	if out.String() != "hazgate demo stopped.\n" {
+		t.Errorf("output after close: %q", out.String())
+	}
+}
+
 func TestWatcherSummary(t *testing.T) {
 	var out bytes.Buffer
 	w := newWatcher(&out, demoConfig(t), func() time.Time { return at })
