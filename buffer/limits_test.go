@@ -292,3 +292,45 @@ func summarizeSeqs(s []uint64) string {
 	}
 	return fmt.Sprintf("%d records, %d..%d", len(s), s[0], s[len(s)-1])
 }
+
+// TestDroppedGapEventIsReportedAgain: when events have to go too (no
+// telemetry left), the oldest events may be gap events themselves. What
+// they reported must not go with them: the data range 1..10 dropped by an
+// earlier commit, and the event numbers an earlier event gap covered, are
+// reported again, so every missing number stays covered.
+func TestDroppedGapEventIsReportedAgain(t *testing.T) {
+	const maxBytes = 8 << 10
+	b := openT(t, filepath.Join(t.TempDir(), "buf.db"), Options{MaxBytes: maxBytes})
+	appendT(t, b, nil, seqSamples(10, 1))
+	for round := range 3 { // each round pushes the earlier gap events out
+		var events []model.Event
+		for i := range 100 {
+			events = append(events, mkEvent("alarm", t0.Add(time.Duration(round*100+i)*time.Second)))
+		}
+		appendT(t, b, events, nil)
+	}
+	evs := readAll(t, b, model.StreamEvent)
+	gaps := gapEvents(evs)
+	checkGapsCover(t, gaps, model.StreamData, CauseSizeLimit, 10, nil)
+	var eventGaps []model.GapInfo
+	for _, g := range gaps {
+		if g.Stream == "event" {
+			eventGaps = append(eventGaps, g)
+		}
+	}
+	// Event numbers: every one below the oldest kept is covered.
+	covered := map[uint64]bool{}
+	for _, g := range eventGaps {
+		for seq := g.FirstSeq; seq <= g.LastSeq; seq++ {
+			covered[seq] = true
+		}
+	}
+	for seq := uint64(1); seq < evs[0].Seq; seq++ {
+		if !covered[seq] {
+			t.Fatalf("event %d is gone and no gap event covers it (kept from %d; event gaps %+v)", seq, evs[0].Seq, eventGaps)
+		}
+	}
+	if st := b.Stats(); st.Bytes > maxBytes {
+		t.Fatalf("stats %+v", st)
+	}
+}

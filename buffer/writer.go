@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -210,7 +211,7 @@ func (b *Buffer) apply(tx *bolt.Tx, st *state, bt *batch) (int, error) {
 		cutoff := now.Add(-b.opts.MaxAge - time.Duration(b.ageAllowance.Load()))
 		g, err := dropOldest(bk[model.StreamData], model.StreamData, st, CauseAgeLimit, func(t time.Time, ok bool) bool {
 			return ok && !t.Before(cutoff)
-		})
+		}, nil)
 		if err != nil {
 			return 0, err
 		}
@@ -228,19 +229,43 @@ func (b *Buffer) apply(tx *bolt.Tx, st *state, bt *batch) (int, error) {
 	if st.bytes > limit {
 		// Leave room for the gap events this commit is about to add, so
 		// that they do not push the buffer over the limit themselves.
-		reserve := uint64(gapEventReserve * (len(gaps) + 2))
+		reserve := uint64(gapEventReserve * (len(gaps) + 3)) // data, event, and a data gap reported again
 		target = min(target, limit-min(limit, reserve))
-		// Telemetry first; events only when no telemetry is left.
+		// Telemetry first; events only when no telemetry is left. A gap
+		// event dropped in turn takes what it reported with it: its
+		// range is reported again (reported), so that no gap becomes a
+		// silent one.
+		var reported [2]model.GapInfo
 		for _, s := range [...]model.Stream{model.StreamData, model.StreamEvent} {
+			var onDrop func(seq uint64, v []byte)
+			if s == model.StreamEvent {
+				onDrop = func(seq uint64, v []byte) {
+					if r, err := decodeRecord(s, seq, v); err == nil && r.Event.Kind == model.Gap && r.Event.Gap != nil {
+						if g := r.Event.Gap; g.Stream == model.StreamData.String() {
+							mergeGap(&reported[model.StreamData], g)
+						} else {
+							mergeGap(&reported[model.StreamEvent], g)
+						}
+					}
+				}
+			}
 			g, err := dropOldest(bk[s], s, st, CauseSizeLimit, func(time.Time, bool) bool {
 				return st.bytes <= target
-			})
+			}, onDrop)
 			if err != nil {
 				return 0, err
+			}
+			if s == model.StreamEvent && reported[s].Count > 0 {
+				// The event numbers an earlier gap event reported lie
+				// just below the ones dropped now: one range.
+				mergeGap(&g, &reported[s])
 			}
 			if g.Count > 0 {
 				gaps = append(gaps, g)
 			}
+		}
+		if reported[model.StreamData].Count > 0 {
+			gaps = append(gaps, reported[model.StreamData])
 		}
 	}
 
@@ -350,7 +375,7 @@ func removeDamaged(bk *bolt.Bucket, r recordRef, st *state) (model.GapInfo, erro
 // stop, and describes what it deleted. keep gets the record's acquisition
 // time and whether it decoded; damaged records are dropped (and counted
 // as corrupt as well).
-func dropOldest(bk *bolt.Bucket, s model.Stream, st *state, cause string, keep func(t time.Time, ok bool) bool) (model.GapInfo, error) {
+func dropOldest(bk *bolt.Bucket, s model.Stream, st *state, cause string, keep func(t time.Time, ok bool) bool, onDrop func(seq uint64, v []byte)) (model.GapInfo, error) {
 	g := model.GapInfo{Stream: s.String(), Cause: cause}
 	c := bk.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.First() {
@@ -360,6 +385,9 @@ func dropOldest(bk *bolt.Bucket, s model.Stream, st *state, cause string, keep f
 		}
 		seq := keySeq(k)
 		size := uint64(len(k) + len(v))
+		if onDrop != nil {
+			onDrop(seq, v) // before Delete: v lives in the page
+		}
 		if err := c.Delete(); err != nil {
 			return g, fmt.Errorf("drop %s record %d: %w", s, seq, err)
 		}
@@ -384,4 +412,28 @@ func dropOldest(bk *bolt.Bucket, s model.Stream, st *state, cause string, keep f
 		}
 	}
 	return g, nil
+}
+
+// mergeGap widens dst to cover src as well: the range from the lower
+// first to the higher last, counts and time spans added, causes kept
+// (joined when they differ).
+func mergeGap(dst, src *model.GapInfo) {
+	if src.Count == 0 {
+		return
+	}
+	if dst.Count == 0 {
+		*dst = *src
+		return
+	}
+	dst.FirstSeq, dst.LastSeq = min(dst.FirstSeq, src.FirstSeq), max(dst.LastSeq, src.LastSeq)
+	dst.Count += src.Count
+	if !src.From.IsZero() && (dst.From.IsZero() || src.From.Before(dst.From)) {
+		dst.From = src.From
+	}
+	if src.To.After(dst.To) {
+		dst.To = src.To
+	}
+	if src.Cause != dst.Cause && !strings.Contains(dst.Cause, src.Cause) {
+		dst.Cause += ", " + src.Cause
+	}
 }
