@@ -2,6 +2,7 @@ package uplink
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
 
 	"hazgate/docs/schema"
 	"hazgate/internal/broker"
@@ -456,3 +460,33 @@ func (l *logBuffer) logger() *slog.Logger {
 }
 
 var errTest = errors.New("test: buffer unreadable")
+
+// mochiHook is a hook for a hand-built test broker, with its options.
+type mochiHook struct {
+	hook mochi.Hook
+	opts any
+}
+
+// startMochi runs a mochi broker with hooks and one TCP listener on a free
+// loopback port (tlsConf nil: plain TCP). It returns the listener's address
+// and a function that stops the broker, which the test's cleanup calls too.
+func startMochi(t *testing.T, id string, tlsConf *tls.Config, hooks ...mochiHook) (addr string, kill func()) {
+	t.Helper()
+	srv := mochi.New(&mochi.Options{Logger: discardLogger()})
+	for _, h := range hooks {
+		if err := srv.AddHook(h.hook, h.opts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l := listeners.NewTCP(listeners.Config{ID: id, Address: "127.0.0.1:0", TLSConfig: tlsConf})
+	if err := srv.AddListener(l); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	kill = func() { once.Do(func() { _ = srv.Close() }) } // mochi panics on a second Close
+	t.Cleanup(kill)
+	return l.Address(), kill
+}

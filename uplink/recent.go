@@ -137,15 +137,25 @@ func (s *session) sendAcknowledged(stream model.Stream, recs []model.Record) {
 }
 
 // publishAgain publishes consecutive records of one stream once more,
-// untracked: data as one message marked as replayed and compressed as
-// configured, events one message each (as the first time).
+// untracked: data as one message marked as replayed, events one message
+// each (as the first time).
 func (s *session) publishAgain(stream model.Stream, recs []model.Record) {
 	if stream == model.StreamEvent {
 		for i := range recs {
-			s.c.client.Publish(s.u.topicEvent, 1, false, s.u.enc.appendEvent(make([]byte, 0, 512), &recs[i]))
+			s.c.client.Publish(s.u.topicEvent, 1, false, s.u.eventPayload(&recs[i]))
 		}
 		return
 	}
-	payload := s.u.enc.appendDataReplay(make([]byte, 0, 128+len(recs)*192), recs, time.Now(), true)
-	s.c.client.Publish(s.u.topicData, 1, false, s.u.compress.compress(payload))
+	s.c.client.Publish(s.u.topicData, 1, false, s.u.dataPayload(recs, true))
+}
+
+// eventPayload encodes one event message.
+func (u *Uplink) eventPayload(r *model.Record) []byte {
+	return u.enc.appendEvent(make([]byte, 0, 512), r)
+}
+
+// dataPayload encodes one data message of recs, compressed as configured.
+func (u *Uplink) dataPayload(recs []model.Record, replay bool) []byte {
+	payload := u.enc.appendDataReplay(make([]byte, 0, 128+len(recs)*192), recs, time.Now(), replay)
+	return u.compress.compress(payload)
 }

@@ -12,7 +12,6 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"hazgate/internal/model"
@@ -31,24 +30,8 @@ func (*forgetful) OnPublish(_ *mochi.Client, pk packets.Packet) (packets.Packet,
 // startForgetfulBroker returns the broker's URL and a function that kills it.
 func startForgetfulBroker(t *testing.T) (string, func()) {
 	t.Helper()
-	srv := mochi.New(&mochi.Options{Logger: discardLogger()})
-	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.AddHook(new(forgetful), nil); err != nil {
-		t.Fatal(err)
-	}
-	tcp := listeners.NewTCP(listeners.Config{ID: "forgetful", Address: "127.0.0.1:0"})
-	if err := srv.AddListener(tcp); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Serve(); err != nil {
-		t.Fatal(err)
-	}
-	var once sync.Once
-	kill := func() { once.Do(func() { _ = srv.Close() }) }
-	t.Cleanup(kill)
-	return "tcp://" + tcp.Address(), kill
+	addr, kill := startMochi(t, "forgetful", nil, mochiHook{hook: new(auth.AllowHook)}, mochiHook{hook: new(forgetful)})
+	return "tcp://" + addr, kill
 }
 
 // TestAcknowledgedThenLost: a broker acknowledges data and an alarm, and

@@ -156,8 +156,7 @@ func (s *session) fill() error {
 			r := &s.events[0]
 			s.releaseHeld(model.StreamEvent, r.Seq)
 			s.events = s.events[1:]
-			payload := s.u.enc.appendEvent(make([]byte, 0, 512), r)
-			s.publish(model.StreamEvent, []model.Record{*r}, s.u.topicEvent, payload)
+			s.publish(model.StreamEvent, []model.Record{*r}, s.u.topicEvent, s.u.eventPayload(r))
 			continue
 		}
 		s.releaseHeld(model.StreamEvent, 0) // every event before them is out
@@ -178,9 +177,7 @@ func (s *session) fill() error {
 			s.next[model.StreamData] = recs[0].Seq - 1 // read them again when due
 			return nil
 		}
-		payload := s.u.enc.appendDataReplay(make([]byte, 0, 128+len(recs)*192), recs, time.Now(), replay)
-		payload = s.u.compress.compress(payload)
-		s.publish(model.StreamData, recs, s.u.topicData, payload)
+		s.publish(model.StreamData, recs, s.u.topicData, s.u.dataPayload(recs, replay))
 	}
 	return nil
 }

@@ -14,9 +14,7 @@ import (
 	"testing"
 	"time"
 
-	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/listeners"
 
 	"hazgate/internal/model"
 )
@@ -51,19 +49,8 @@ func TestTLSVerifiesTheBroker(t *testing.T) {
 	cert, caFile := selfSigned(t, dir, "broker.test")
 	_, otherCA := selfSigned(t, dir, "other.test")
 
-	srv := mochi.New(&mochi.Options{Logger: discardLogger()})
-	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
-		t.Fatal(err)
-	}
-	l := listeners.NewTCP(listeners.Config{ID: "tls", Address: "127.0.0.1:0",
-		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}})
-	if err := srv.AddListener(l); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Serve(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
+	addr, _ := startMochi(t, "tls", &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		mochiHook{hook: new(auth.AllowHook)})
 
 	for _, c := range []struct {
 		name, scheme, ca string
@@ -74,7 +61,7 @@ func TestTLSVerifiesTheBroker(t *testing.T) {
 		{"wrong CA is refused", "ssl", otherCA, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			cfg := testConfig(c.scheme + "://" + l.Address())
+			cfg := testConfig(c.scheme + "://" + addr)
 			cfg.Uplink.TLS.CAFile = c.ca
 			cfg.Uplink.TLS.ServerName = "broker.test" // the URL says 127.0.0.1
 			src := newMemSource()

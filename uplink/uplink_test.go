@@ -11,9 +11,7 @@ import (
 	"testing"
 	"time"
 
-	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/listeners"
 
 	"hazgate/internal/broker"
 	"hazgate/internal/config"
@@ -330,21 +328,10 @@ func TestOrderlyShutdownLeavesShutdownStatus(t *testing.T) {
 // startAuthBroker runs a mochi broker that only lets gw-01 in with password.
 func startAuthBroker(t *testing.T, password string) string {
 	t.Helper()
-	srv := mochi.New(&mochi.Options{Logger: discardLogger()})
-	if err := srv.AddHook(new(auth.Hook), &auth.Options{Ledger: &auth.Ledger{Auth: auth.AuthRules{
+	addr, _ := startMochi(t, "auth", nil, mochiHook{hook: new(auth.Hook), opts: &auth.Options{Ledger: &auth.Ledger{Auth: auth.AuthRules{
 		{Username: "gw-01", Password: auth.RString(password), Allow: true},
-	}}}); err != nil {
-		t.Fatal(err)
-	}
-	tcp := listeners.NewTCP(listeners.Config{ID: "auth", Address: "127.0.0.1:0"})
-	if err := srv.AddListener(tcp); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Serve(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	return "tcp://" + tcp.Address()
+	}}}})
+	return "tcp://" + addr
 }
 
 func TestPasswordReachesBrokerAndNeverTheLog(t *testing.T) {
