@@ -224,6 +224,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 	runErr := gw.Run(runCtx)
 	close(stopSummary)
 	wg.Wait()
+	w.waitOffline(2 * time.Second)
 	w.summary()
 	if runErr != nil && !errors.Is(runErr, context.Canceled) && !errors.Is(runErr, context.DeadlineExceeded) {
 		w.close("")

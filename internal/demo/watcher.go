@@ -395,3 +395,20 @@ func (w *watcher) close(line string) {
 	}
 	w.closed = true
 }
+
+// waitOffline waits up to timeout for the gateway's offline status to be
+// printed: the gateway publishes it just before it stops, and the broker
+// hands it to the watcher on a goroutine of its own, so it may still be on
+// its way when the gateway's Run returns.
+func (w *watcher) waitOffline(timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for {
+		w.mu.Lock()
+		offline := w.state == uplink.StateOffline
+		w.mu.Unlock()
+		if offline || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
